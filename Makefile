@@ -1,0 +1,36 @@
+# The two commands of the README. Both create .venv and install everything.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export MLFLOW_DISABLE_TELEMETRY := true
+export RAY_USAGE_STATS_ENABLED := 0
+export NTPT_DATA_DIR ?= $(abspath ../shared/data)
+# torch/torchvision pinned to the releases available offline here; users elsewhere get the same pair from PyPI.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test test-all lint install clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PINS)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+lint: install
+	$(BIN)/ruff check .
+
+# Core suite + Ray tests; `slow` and `gpu` tests are opt-in (make test-all).
+test: install lint
+	$(BIN)/python -m pytest -m "not slow and not gpu" -p no:cacheprovider --timeout=900
+
+test-all: install
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+demo: install
+	$(BIN)/ntpt-dist demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info

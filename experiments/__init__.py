@@ -1,0 +1,1 @@
+"""The paper's tasks, data, NTPT models, baselines and experiments."""

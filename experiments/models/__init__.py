@@ -1,0 +1,1 @@
+"""NTPT model sources of the paper's tasks (read as text, never imported as Python)."""

@@ -1,0 +1,1 @@
+"""The Neural TerpreT language: parse -> check -> unroll -> lower, and execution."""

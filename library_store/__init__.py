@@ -1,0 +1,1 @@
+"""Store of learned programs and versions of the shared neural library."""

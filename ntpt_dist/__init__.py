@@ -1,0 +1,53 @@
+"""ntpt-dist: Neural TerpreT programs with neural libraries, learned by distributed restart search.
+
+Example:
+    >>> import ntpt_dist
+    >>> model = ntpt_dist.compile_source(open("model.py").read(), hypers={"N": 3})
+    >>> result = model.train(data, restarts=16, steps=500, seed=0)
+    >>> print(result.best_program().source)
+
+The names below load lazily: importing ``ntpt_dist`` does not import torch,
+ray or mlflow until one of them is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+# Nothing may phone home: set before Ray or MLflow are imported; users can override.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+_EXPORTS = {
+    "NtptError": "ntpt_dist.interpreter.errors",
+    "SourceError": "ntpt_dist.interpreter.errors",
+    "DataError": "ntpt_dist.interpreter.errors",
+    "compile_source": "ntpt_dist.interpreter.model",
+    "compile_file": "ntpt_dist.interpreter.model",
+    "Model": "ntpt_dist.interpreter.model",
+    "TrainConfig": "ntpt_dist.interpreter.engine",
+    "TrainResult": "ntpt_dist.interpreter.model",
+    "Program": "ntpt_dist.interpreter.program",
+    "load_terpret_data": "ntpt_dist.interpreter.terpret_data",
+    "search": "ntpt_dist.search.driver",
+    "SearchResult": "ntpt_dist.search.driver",
+    "LibraryStore": "ntpt_dist.library_store.api",
+    "best_program": "ntpt_dist.library_store.api",
+    "load_library": "ntpt_dist.library_store.api",
+}
+
+__all__ = sorted(_EXPORTS)
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ntpt_dist' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

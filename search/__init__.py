@@ -1,0 +1,1 @@
+"""Distributed random-restart search over compiled NTPT models."""
