@@ -1,0 +1,82 @@
+"""The paper's NTPT models by name, and which model each task trains.
+
+Model sources live in ``experiments/models/*.py`` (NTPT text, never imported
+as Python) and are compiled by the language's own compiler.
+
+Example:
+    >>> from ntpt_dist.experiments.registry import load_model
+    >>> model = load_model("math", N=2)
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Optional
+
+from ntpt_dist.interpreter.errors import NtptError
+
+from . import listings
+
+LISTINGS = {
+    "add2x2_first": listings.listing_2x2,
+    "add2x2": listings.listing_2x2,
+    "apply2x2": listings.listing_2x2,
+    "math": listings.listing_math,
+    "math_symbolic": listings.listing_math,
+    "maze": listings.listing_maze,
+}
+
+DEFAULT_HYPERS = {
+    "math": {"N": 2},
+    "math_symbolic": {"N": 2},
+    "maze": {"T": 45, "W": 5, "H": 3},
+}
+
+
+def model_names() -> list[str]:
+    return sorted(LISTINGS)
+
+
+def model_path(name: str):
+    """Path of a model source file shipped with the package."""
+    if name not in LISTINGS:
+        raise NtptError(f"unknown model {name!r}; known models: {', '.join(model_names())}")
+    return resources.files("ntpt_dist.experiments.models").joinpath(f"{name}.py")
+
+
+def model_source(name: str) -> str:
+    return model_path(name).read_text()
+
+
+def load_model(name: str, **hypers: int):
+    """Compile a named model with its listing; ``hypers`` override the defaults."""
+    from ntpt_dist.interpreter.model import compile_source
+
+    merged = {**DEFAULT_HYPERS.get(name, {}), **hypers}
+    return compile_source(model_source(name), merged, filename=f"experiments/models/{name}.py", listing=LISTINGS[name])
+
+
+def model_for_task(task: str, library: Optional[dict] = None) -> str:
+    """The model a task trains: ADD2x2 with only net_0 while the library is empty
+    (the one-new-network rule of section 4.1), else the two-network models."""
+    family = task.split(":")[0]
+    if family == "ADD2x2":
+        return "add2x2" if library else "add2x2_first"
+    if family == "APPLY2x2":
+        return "apply2x2"
+    if family == "MATH":
+        return "math"
+    if family == "MAZE":
+        return "maze"
+    raise NtptError(f"unknown task {task!r}; tasks are ADD2x2:<pos>, APPLY2x2:<pos>, MATH, MAZE")
+
+
+def check_one_new_network(model, library: Optional[dict]) -> None:
+    """Section 4.1: a task may introduce at most one untrained @Learn network."""
+    new = [name for name in model.flat.learns if name not in (library or {})]
+    if len(new) > 1:
+        raise NtptError(
+            f"model {model.filename} would introduce {len(new)} untrained networks ({', '.join(sorted(new))}); "
+            "the one-new-network rule allows one per task: train a task that uses only one of them first, "
+            "or pass a library that holds the others"
+        )
