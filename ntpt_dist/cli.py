@@ -1,0 +1,87 @@
+"""The ``ntpt-dist`` command: train, search, show, library, ui, demo.
+
+Every command reports bad input as one ``error:`` line (with file:line:col for
+model source) and exit status 2, never a Python traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from ntpt_dist.interpreter.errors import NtptError
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="folder with MNIST/, operators/, gtsrb/ (default: $NTPT_DATA_DIR, else download)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+
+
+def _add_store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", help="store URI or folder (default: $NTPT_STORE_URI, else ./ntpt-store with sqlite)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ntpt-dist", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one task in one process (vectorised restarts)")
+    p.add_argument("task", help="ADD2x2:top|left|bottom|right, APPLY2x2:..., MATH, MAZE")
+    p.add_argument("--restarts", type=int, default=16)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--library", help="store URI/folder whose champion networks to start from")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--train-size", type=int, default=4000, help="distinct training instances (paper: 1k or 4k)")
+    _add_data_args(p)
+
+    p = sub.add_parser("search", help="distributed restart search on Ray; results go to the store")
+    p.add_argument("task")
+    p.add_argument("--restarts", type=int, default=100)
+    p.add_argument("--steps", type=int, default=3000, help="step budget of one restart")
+    p.add_argument("--address", help="Ray cluster: 'auto' or ray://host:port (default: a local Ray)")
+    p.add_argument("--actors", type=int)
+    p.add_argument("--restarts-per-actor", type=int, default=8)
+    p.add_argument("--gpus-per-actor", type=float, default=0.0)
+    p.add_argument("--cpus-per-actor", type=int, default=1)
+    p.add_argument("--search-id", help="resume this search (finished restarts are not redone)")
+    p.add_argument("--first-k", type=int, help="stop once this many restarts converged")
+    p.add_argument("--train-size", type=int, default=4000)
+    _add_store_arg(p)
+    _add_data_args(p)
+
+    p = sub.add_parser("show", help="the best program of a task and its numbers")
+    p.add_argument("task")
+    _add_store_arg(p)
+
+    p = sub.add_parser("library", help="library versions, lineage and merge decisions")
+    _add_store_arg(p)
+
+    p = sub.add_parser("ui", help="start the MLflow UI for the store on 127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    _add_store_arg(p)
+
+    p = sub.add_parser("demo", help="the main job end to end on embedded defaults (a few minutes on 2 CPUs)")
+    _add_store_arg(p)
+    _add_data_args(p)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from . import commands
+
+        return getattr(commands, f"cmd_{args.command}")(args) or 0
+    except NtptError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
