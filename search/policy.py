@@ -13,8 +13,9 @@ wrong program; a restart whose accuracy leaps has found the program.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 from ..interpreter.errors import NtptError
 

@@ -3,7 +3,6 @@
 import random
 
 import pytest
-
 from ntpt_dist.interpreter.errors import NtptError
 from ntpt_dist.search.policy import JumpPolicy, StopRule, winner
 
