@@ -174,11 +174,14 @@ class BlockWorker:
         """Queue restarts; they start as slots free up (solo ones in their own 1-slot block)."""
         self._queue.extend(assignments)
 
+    def running(self) -> list[int]:
+        """Indices of restarts training in a slot here now."""
+        lanes = ([self._main] if self._main else []) + self._solo
+        return [x.assignment.index for lane in lanes for x in lane.live if x is not None]
+
     def in_flight(self) -> list[int]:
         """Indices of restarts queued or running here."""
-        lanes = ([self._main] if self._main else []) + self._solo
-        running = [x.assignment.index for lane in lanes for x in lane.live if x is not None]
-        return running + [a.index for a in self._queue]
+        return self.running() + [a.index for a in self._queue]
 
     def run(self, seconds: float = 2.0) -> dict[str, list]:
         """Train for about ``seconds`` (at least one evaluation round) and report what finished.

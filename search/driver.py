@@ -1,0 +1,338 @@
+"""The search driver: hands out restarts, collects results, is the only writer to the store.
+
+``search()`` runs ``restarts`` random restarts of one model on a pool of
+workers (Ray actors by default, each training a block of
+``restarts_per_actor`` restarts at once), records every finished restart in the
+store and/or a local journal, and returns a :class:`SearchResult`.
+
+Faults: a worker that dies has its running restarts re-queued (run alone next
+time, so one poisonous restart cannot take its block-mates down with it) and
+is replaced; a restart whose code raises three times is recorded as
+``failed`` with its error; Ctrl-C kills the workers, flushes the records and
+returns what finished; calling again with the same ``search_id`` (and store or
+journal) skips every finished restart.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from typing import Any, Optional
+
+from ..interpreter.errors import NtptError
+from .backends import ActorLost, Backend, LocalBackend
+from .journal import Journal
+from .policy import JumpPolicy, StopRule
+from .policy import winner as pick_winner
+from .progress import Progress
+from .records import SearchResult, make_record, restart_seed, to_jsonable
+from .worker import Assignment, ModelSpec
+
+__all__ = ["search", "SearchResult"]
+
+MAX_ATTEMPTS = 3  # a restart whose code raises this often is recorded as failed
+
+
+def search(
+    model_or_task: Any,
+    data: dict[str, Any],
+    restarts: int = 100,
+    seed: int = 0,
+    actors: Optional[int] = None,
+    restarts_per_actor: int = 8,
+    gpus_per_actor: float = 0,
+    cpus_per_actor: float = 1,
+    address: Optional[str] = None,
+    policy: Optional[JumpPolicy] = None,
+    stop: Optional[StopRule] = None,
+    store: Any = None,
+    search_id: Optional[str] = None,
+    journal: Any = None,
+    progress: bool = True,
+    val_data: Optional[dict[str, Any]] = None,
+    config: Any = None,
+    library: Any = None,
+    *,
+    task: Optional[str] = None,
+    eval_every: int = 25,
+    backend: Any = "ray",
+    block_factory: Any = None,
+    slice_s: float = 2.0,
+    flush_s: float = 2.0,
+) -> SearchResult:
+    """Run many random restarts of a model in parallel and return the best program found.
+
+    Args:
+        model_or_task: a compiled ``Model``, a ``ModelSpec`` or ``(source, hypers)``;
+            workers compile it from source themselves.
+        data: training batch (``name -> array``).
+        restarts: how many restarts (indices ``0..restarts-1``).
+        seed: search seed; restart ``k`` uses ``restart_seed(seed, k)``.
+        actors: workers to run (default: as many as the cluster's CPUs/GPUs allow,
+            no more than the restarts need).
+        restarts_per_actor: restart slots trained at once in each worker's block.
+        gpus_per_actor, cpus_per_actor: Ray resources per worker; a worker with
+            a GPU trains on ``cuda``; ``torch.set_num_threads(cpus_per_actor)``.
+        address: Ray cluster (``"auto"``, ``"ray://host:10001"``); default: a local
+            Ray on loopback, or the Ray session already initialised.
+        policy: per-restart :class:`JumpPolicy`.
+        stop: whole-search :class:`StopRule` (first k converged, wall clock, cap).
+        store: library store (``start_search``, ``finished_restarts``,
+            ``log_restarts``, ``end_search``); the driver is its only writer.
+        search_id: resume this search: restarts it already finished are skipped.
+        journal: path (or :class:`Journal`) of a local JSONL resume journal.
+        progress: print a status line on stderr.
+        val_data: validation batch for jump detection and the winner's accuracy
+            (default: ``data``).
+        config: ``TrainConfig`` or dict of its keyword arguments.
+        library: neural library the workers initialise shared networks from.
+        task: label for the store (default: the model's file name).
+        eval_every: training steps between validation evaluations.
+        backend: ``"ray"``, ``"local"`` (in this process, no Ray) or a backend object.
+        block_factory: build blocks with this instead of ``RestartBlock`` (tests).
+        slice_s: seconds a worker trains before reporting back.
+        flush_s: seconds between batched writes to the store/journal.
+
+    Returns:
+        a :class:`SearchResult`; ``result.best_program()`` is the winner's ``Program``.
+
+    Raises:
+        NtptError: bad arguments, or workers that keep dying before doing any work.
+
+    Example:
+        >>> model = ntpt_dist.compile_file("experiments/models/maze.py", {"W": 3})   # doctest: +SKIP
+        >>> result = search(model, data, restarts=64, stop=StopRule(first_k=1))       # doctest: +SKIP
+        >>> print(result.best_program().source)                                      # doctest: +SKIP
+    """
+    spec = ModelSpec.of(model_or_task)
+    _check_args(restarts, restarts_per_actor, actors, eval_every)
+    policy = policy or JumpPolicy()
+    stop = stop or StopRule()
+    total = restarts if stop.max_restarts is None else min(restarts, stop.max_restarts)
+    if block_factory is None:
+        spec.compile()  # a SourceError here beats one in every worker
+    if isinstance(journal, (str,)) or hasattr(journal, "__fspath__"):
+        journal = Journal(journal)
+    sinks = [s for s in (store, journal) if s is not None]
+    task = task or spec.filename.rsplit("/", 1)[-1].removesuffix(".py")
+    run_config = {
+        "restarts": total, "seed": seed, "restarts_per_actor": restarts_per_actor, "eval_every": eval_every,
+        "policy": policy.to_dict(), "stop": stop.to_dict(), "train": _config_dict(config),
+        "hypers": dict(spec.hypers),
+    }  # fmt: skip
+    for sink in sinks:
+        search_id = sink.start_search(task, run_config, search_id)
+    if search_id is None:
+        import uuid
+
+        search_id = uuid.uuid4().hex[:12]
+    done: dict[int, dict] = {}
+    for sink in sinks:
+        done.update(sink.finished_restarts(search_id))
+    done = {k: r for k, r in done.items() if k < total}
+    worker_kwargs = {
+        "model_spec": spec, "data": data, "slots": restarts_per_actor, "config": config,
+        "val_data": val_data, "policy": policy, "eval_every": eval_every, "library": library,
+        "block_factory": block_factory,
+    }  # fmt: skip
+    pool = _make_backend(backend, worker_kwargs, address, cpus_per_actor, gpus_per_actor)
+    todo = [Assignment(k, restart_seed(seed, k)) for k in range(total) if k not in done]
+    if actors is None:
+        actors = _default_actors(pool, len(todo), restarts_per_actor)
+    state = _Search(pool, todo, done, sinks, search_id, stop, restarts_per_actor, slice_s, flush_s,
+                    Progress(total, enabled=progress))
+    reason = "interrupted"
+    try:
+        reason = state.loop(actors)
+    except KeyboardInterrupt:
+        pass  # fall through: workers are killed and records flushed below
+    finally:
+        pool.shutdown()
+        state.flush(force=True)
+        state.progress.close()
+    result = SearchResult.build(search_id, state.records, state.started + len(done),
+                                wall_s=time.monotonic() - state.t0, stop_reason=reason,
+                                resumed=len(done), config=run_config)  # fmt: skip
+    for sink in sinks:
+        sink.end_search(search_id, result.summary(), result.winner)
+    if reason == "interrupted" and progress:
+        import sys
+
+        print(f"search {search_id} interrupted; resume with search_id={search_id!r}", file=sys.stderr)
+    return result
+
+
+class _Search:
+    """The driver's loop state: what is queued, where each restart runs, what finished."""
+
+    def __init__(self, pool: Backend, todo: list[Assignment], done: dict[int, dict], sinks: list, search_id: str,
+                 stop: StopRule, slots: int, slice_s: float, flush_s: float, progress: Progress):
+        self.pool = pool
+        self.pending: deque[Assignment] = deque(todo)
+        self.records: dict[int, dict] = dict(done)
+        self.fresh = 0  # records finished in this session (for the rate)
+        self.sinks = sinks
+        self.search_id = search_id
+        self.stop = stop
+        self.slots = slots
+        self.prefetch = max(1, slots // 2)  # queued on a worker so a freed slot refills at once
+        self.slice_s = slice_s
+        self.flush_s = flush_s
+        self.progress = progress
+        self.assigned: dict[Any, dict[int, Assignment]] = {}  # worker -> restarts it holds
+        self.running: dict[Any, set[int]] = {}  # worker -> restarts last seen training
+        self.tickets: dict[Any, Any] = {}  # call -> worker
+        self.unflushed: list[dict] = []
+        self.started = 0
+        self.losses_without_progress = 0
+        self.t0 = time.monotonic()
+        self._last_flush = self.t0
+
+    def loop(self, actors: int) -> str:
+        for _ in range(actors if self.pending else 0):
+            self._spawn()
+        while True:
+            converged = sum(r["status"] == "converged" for r in self.records.values())
+            reason = self.stop.reason(len(self.records), converged, time.monotonic() - self.t0)
+            if reason:
+                return reason
+            if not self.pending and not any(self.assigned.values()):
+                return "done"
+            for ticket, outcome in self.pool.wait(list(self.tickets), timeout=0.5):
+                worker = self.tickets.pop(ticket)
+                if isinstance(outcome, ActorLost):
+                    self._lost(worker, outcome.error)
+                else:
+                    self._collect(worker, outcome)
+                    self._feed(worker)
+            self._feed_idle()
+            self.flush()
+            self._show()
+
+    def _spawn(self) -> None:
+        worker = self.pool.spawn()
+        self.assigned[worker] = {}
+        self.running[worker] = set()
+        self.tickets[self.pool.submit(worker, [], 0.0)] = worker  # work only once it answers
+
+    def _feed(self, worker: Any) -> None:
+        held = self.assigned[worker]
+        new = []
+        while self.pending and len(held) < self.slots + self.prefetch:
+            a = self.pending.popleft()
+            held[a.index] = a
+            new.append(a)
+            self.started += a.attempt == 0
+        if held:
+            self.tickets[self.pool.submit(worker, new, self.slice_s)] = worker
+
+    def _feed_idle(self) -> None:
+        busy = set(self.tickets.values())
+        for worker in list(self.assigned):
+            if worker not in busy and self.pending:
+                self._feed(worker)
+
+    def _collect(self, worker: Any, out: dict) -> None:
+        held = self.assigned[worker]
+        for record in out["records"]:
+            a = held.pop(record["index"], None)
+            assert a is not None, f"restart {record['index']} came back from a worker that does not hold it"
+            self._finish(record)
+        for crash in out["crashes"]:
+            held.pop(crash["index"], None)
+            self._retry(Assignment(crash["index"], crash["seed"], crash["attempt"]), crash["error"],
+                        solo=crash["scope"] == "block")  # fmt: skip
+        self.running[worker] = set(out.get("running", ()))
+        if out["records"]:
+            self.losses_without_progress = 0
+
+    def _lost(self, worker: Any, error: str) -> None:
+        """A worker died: re-queue what it held (running ones count a crash) and replace it."""
+        held = self.assigned.pop(worker, {})
+        running = self.running.pop(worker, set())
+        for index, a in sorted(held.items()):
+            if index in running:
+                self._retry(a, f"worker died: {error}", solo=True)
+            else:
+                self.pending.appendleft(a)
+        self.pool.kill(worker)
+        self.losses_without_progress += 1
+        if self.losses_without_progress > 3 * max(1, len(self.assigned) + 1):
+            raise NtptError(
+                f"search workers keep dying before finishing any restart ({self.losses_without_progress} in a row); "
+                f"last error: {error}; check the cluster's memory/GPU and the model with a local run (backend='local')"
+            )
+        self._spawn()
+
+    def _retry(self, a: Assignment, error: str, solo: bool) -> None:
+        attempt = a.attempt + 1
+        if attempt >= MAX_ATTEMPTS:
+            self._finish(make_record(a.index, a.seed, "failed", reason="crashed", error=error))
+        else:
+            self.pending.appendleft(Assignment(a.index, a.seed, attempt, solo=solo or a.solo))
+
+    def _finish(self, record: dict) -> None:
+        self.records[record["index"]] = record
+        self.unflushed.append(record)
+        self.fresh += 1
+
+    def flush(self, force: bool = False) -> None:
+        """Write finished records to every sink, batched every ``flush_s`` seconds."""
+        now = time.monotonic()
+        if not self.unflushed or (not force and now - self._last_flush < self.flush_s):
+            return
+        batch = [to_jsonable(r) for r in self.unflushed]
+        for sink in self.sinks:
+            sink.log_restarts(self.search_id, batch)
+        self.unflushed = []
+        self._last_flush = now
+
+    def _show(self) -> None:
+        counts = {s: 0 for s in ("converged", "stopped", "diverged", "failed")}
+        for r in self.records.values():
+            counts[r["status"]] += 1
+        best = pick_winner(self.records.values())
+        self.progress.update(
+            started=self.started, alive=sum(len(h) for h in self.assigned.values()), counts=counts,
+            best=None if best is None else best["program_val_acc"], elapsed=time.monotonic() - self.t0,
+            finished=self.fresh,  # this session's restarts only, so a resume does not inflate the rate
+        )  # fmt: skip
+
+
+def _make_backend(backend: Any, worker_kwargs: dict, address: Optional[str], cpus: float, gpus: float) -> Backend:
+    if backend == "local":
+        return LocalBackend(worker_kwargs)
+    if backend == "ray":
+        from .ray_backend import RayBackend
+
+        return RayBackend(worker_kwargs, address=address, cpus_per_actor=cpus, gpus_per_actor=gpus)
+    if isinstance(backend, str):
+        raise NtptError(f"backend must be 'ray', 'local' or a backend object, but got {backend!r}")
+    return backend
+
+
+def _default_actors(pool: Any, todo: int, slots: int) -> int:
+    need = max(1, math.ceil(todo / slots))
+    capacity = getattr(pool, "capacity", lambda: 1)()
+    return max(1, min(need, capacity))
+
+
+def _check_args(restarts: int, slots: int, actors: Optional[int], eval_every: int) -> None:
+    for name, value, low in (("restarts", restarts, 0), ("restarts_per_actor", slots, 1), ("eval_every", eval_every, 1)):
+        if not isinstance(value, int) or value < low:
+            raise NtptError(f"{name} must be an integer >= {low}, but got {name}={value!r}")
+    if actors is not None and (not isinstance(actors, int) or actors < 1):
+        raise NtptError(f"actors must be None (as many as fit) or an integer >= 1, but got actors={actors!r}")
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if isinstance(config, dict):
+        return dict(config)
+    if hasattr(config, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(config)
+    return {"repr": repr(config)}
