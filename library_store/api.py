@@ -1,0 +1,173 @@
+"""The user-facing store API, re-exported as ``ntpt_dist.LibraryStore``, ``best_program``, ``load_library``.
+
+Example:
+    >>> import ntpt_dist
+    >>> store = ntpt_dist.LibraryStore()               # sqlite in $NTPT_STORE_DIR or ./ntpt-store  # doctest: +SKIP
+    >>> prog = ntpt_dist.best_program("MATH", store)    # doctest: +SKIP
+    >>> prog.accuracy, prog.library_version             # doctest: +SKIP
+    (0.97, {'net_0': 3})
+    >>> prog.run({"digits": ..., "ops": ...})           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Union
+
+from ..interpreter.errors import NtptError
+from . import base
+from .base import CHAMPION, NetState, ProgramRecord
+
+StoreLike = Union[base.LibraryStore, str, None]
+MEMORY = "memory://"
+
+
+def default_uri() -> str:
+    """The embedded store's URI: ``sqlite:///<dir>/mlflow.db``, dir = ``$NTPT_STORE_DIR`` or ``./ntpt-store``.
+
+    Example:
+        >>> default_uri().endswith("/mlflow.db")
+        True
+    """
+    folder = os.path.abspath(os.environ.get("NTPT_STORE_DIR") or "ntpt-store")
+    return f"sqlite:///{folder}/mlflow.db"
+
+
+def LibraryStore(uri: Optional[str] = None) -> base.LibraryStore:  # noqa: N802 - reads as a constructor
+    """Open a library store.
+
+    Args:
+        uri: None for the embedded default (:func:`default_uri`; artifacts in
+            ``<dir>/artifacts``), ``"memory://"`` for an in-memory store, or any
+            MLflow tracking URI (``sqlite:///path/mlflow.db``, ``http://127.0.0.1:5000``).
+
+    Returns:
+        A :class:`ntpt_dist.library_store.base.LibraryStore`.
+
+    Raises:
+        NtptError: the URI scheme is not one MLflow understands here.
+
+    Example:
+        >>> store = LibraryStore("memory://")
+        >>> store.tasks()
+        []
+    """
+    if uri == MEMORY:
+        from .memory import MemoryStore
+
+        return MemoryStore()
+    uri = uri or default_uri()
+    schemes = ("sqlite:///", "http://", "https://", "postgresql", "mysql", "databricks")
+    if not uri.startswith(schemes):
+        raise NtptError(
+            f"a store URI starts with one of {schemes} or is 'memory://', but got {uri!r}; "
+            "fix: pass e.g. 'sqlite:///./ntpt-store/mlflow.db' (MLflow >= 3 refuses a bare ./mlruns folder)"
+        )
+    from .mlflow_store import MlflowStore
+
+    return MlflowStore(uri)
+
+
+def _open(store: StoreLike) -> base.LibraryStore:
+    return store if isinstance(store, base.LibraryStore) else LibraryStore(store)
+
+
+class StoredProgram:
+    """A task's stored program: the runnable ``Program`` plus the numbers it was stored with.
+
+    Attributes:
+        task, version: where it is stored.
+        accuracy: validation accuracy measured when it was stored (float).
+        test_accuracy: test accuracy if one was stored, else None.
+        library_version: name -> network version it was validated with.
+        search_id, seed, hypers, merge: provenance (merge = the gate's decision dict).
+
+    Every other attribute (``params``, ``networks``, ``listing()``, ``to_dict()``)
+    is the underlying :class:`ntpt_dist.Program`'s; ``evaluate(batch)`` is its
+    ``accuracy(batch)`` (re-measured on ``batch``).
+    """
+
+    def __init__(self, record: ProgramRecord) -> None:
+        self.record = record
+        self.task = record.task
+        self.version = record.version
+        self.accuracy = record.val_acc
+        self.test_accuracy = record.test_acc
+        self.library_version = dict(record.library_version)
+        self.search_id = record.search_id
+        self.seed = record.seed
+        self.hypers = dict(record.hypers)
+        self.merge = record.merge
+        self._program: Any = None
+
+    @property
+    def source(self) -> str:
+        """The program's source text (the model with each Param replaced by its value)."""
+        return self.program.source
+
+    @property
+    def program(self) -> Any:
+        """The :class:`ntpt_dist.Program` (built on first use)."""
+        if self._program is None:
+            from ..interpreter.program import Program
+
+            self._program = Program.from_dict(self.record.program)
+        return self._program
+
+    def run(self, inputs: Any, hypers: Optional[dict[str, int]] = None) -> dict[str, Any]:
+        """Execute the program exactly on a batch; see ``Program.run``."""
+        return self.program.run(inputs, hypers=hypers)
+
+    def evaluate(self, batch: Any, hypers: Optional[dict[str, int]] = None) -> float:
+        """Accuracy on ``batch`` (``Program.accuracy``), as opposed to the stored :attr:`accuracy`."""
+        return self.program.accuracy(batch, hypers=hypers)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name == "record":
+            raise AttributeError(name)
+        return getattr(self.program, name)
+
+    def __repr__(self) -> str:
+        return (f"StoredProgram(task={self.task!r}, version={self.version}, accuracy={self.accuracy:.4f}, "
+                f"library_version={self.library_version})")
+
+
+def best_program(task: str, store: StoreLike = None, version: Union[int, str] = CHAMPION) -> StoredProgram:
+    """The task's champion program (or a given version) from a store.
+
+    Args:
+        task: task name, e.g. ``"MATH"``.
+        store: a store, a URI, or None for the embedded default.
+        version: ``"champion"`` or a program version number.
+
+    Returns:
+        A :class:`StoredProgram` with ``.source``, ``.run(inputs)``, ``.accuracy``, ``.library_version``.
+
+    Raises:
+        NtptError: no such task/version, or its artifact is missing or corrupted (named with its URI).
+
+    Example:
+        >>> prog = best_program("MATH")                   # doctest: +SKIP
+        >>> print(prog.source); prog.run(batch)["result"]  # doctest: +SKIP
+    """
+    return StoredProgram(_open(store).get_program(task, version))
+
+
+def load_library(store: StoreLike = None, version: base.Version = CHAMPION) -> dict[str, NetState]:
+    """The neural library: name -> ``{"signature": str, "state": {"w0": ndarray, ...}}``.
+
+    Args:
+        store: a store, a URI, or None for the embedded default.
+        version: ``"champion"`` (current library) or ``{name: version number}``.
+
+    Returns:
+        name -> NetState.
+
+    Raises:
+        NtptError: an unknown name/version or a missing or corrupted weights artifact.
+
+    Example:
+        >>> load_library(LibraryStore("memory://"))
+        {}
+    """
+    return _open(store).load_library(version)

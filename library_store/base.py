@@ -1,0 +1,408 @@
+"""The ``LibraryStore`` interface: programs, library versions and searches.
+
+Every backend (``memory.py``, ``mlflow_store.py``) implements the abstract
+methods below and passes the one conformance suite
+(``tests/library_store/test_conformance.py``). The contracts are stated in the
+docstrings; the suite checks them.
+
+Data model:
+
+- a *library version* is one immutable version of one ``@Learn`` network:
+  ``NetState = {"signature": str, "state": {"w0": ndarray, "b0": ..., ...}}``
+  plus lineage (task, search id, parent version) and string tags. Versions are
+  numbered 1, 2, ... per network name and never change. The alias
+  ``champion`` per name marks the current library;
+- a *program record* is ``Program.to_dict()`` of a task's learned program plus
+  its validation/test accuracy, the library version it was validated with
+  (name -> version), search id, restart seed, hypers and the merge decision.
+  Numbered per task; the alias ``champion`` per task marks the best one;
+- a *search* is the record of one restart search: config, per-restart records
+  (trajectories, status, programs), summary and winner. Only the search driver
+  writes these.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import uuid
+from collections.abc import Mapping
+from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+from ..interpreter.errors import NtptError
+from .merge import Evaluate, MergeDecision
+from .merge import merge as merge_gate
+
+NetState = dict[str, Any]
+Version = Union[int, str, Mapping[str, int]]
+CHAMPION = "champion"
+STATUSES = ("converged", "stopped", "diverged", "failed")
+
+
+@dataclass(frozen=True)
+class NetVersion:
+    """One immutable version of one library network."""
+
+    name: str
+    version: int
+    net: NetState
+    task: Optional[str] = None
+    search_id: Optional[str] = None
+    parent: Optional[int] = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProgramRecord:
+    """One stored program of a task with the numbers it was stored with."""
+
+    task: str
+    version: int
+    program: dict[str, Any]
+    val_acc: float
+    test_acc: Optional[float] = None
+    library_version: dict[str, int] = field(default_factory=dict)
+    search_id: Optional[str] = None
+    seed: Optional[int] = None
+    hypers: dict[str, Any] = field(default_factory=dict)
+    merge: Optional[dict[str, Any]] = None
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    """What :meth:`LibraryStore.merge` did: the gate's decision and what it wrote."""
+
+    decision: MergeDecision
+    program: ProgramRecord
+    library_version: dict[str, int]
+    new_versions: dict[str, int]
+    attempts: int
+
+
+def new_search_id() -> str:
+    """A fresh search id (32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+def check_record(record: Mapping[str, Any]) -> None:
+    """Raise :class:`NtptError` unless ``record`` is a restart record the store can log."""
+    missing = [key for key in ("index", "seed", "status") if key not in record]
+    if missing:
+        raise NtptError(
+            f"a restart record needs keys 'index', 'seed' and 'status', but {missing} are missing "
+            f"(keys found: {sorted(record)}); fix: log the dicts the search driver builds"
+        )
+    if record["status"] not in STATUSES:
+        raise NtptError(
+            f"restart status must be one of {STATUSES}, but got {record['status']!r} "
+            f"for restart {record['index']}; fix: map the worker's outcome onto these"
+        )
+
+
+class LibraryStore(abc.ABC):
+    """Abstract store. Subclasses implement the abstract methods; the rest is shared.
+
+    Example:
+        >>> from ntpt_dist.library_store.memory import MemoryStore
+        >>> store = MemoryStore()
+        >>> v = store.add_net_version("net_0", {"signature": "f(img) -> digit", "state": {}})
+        >>> store.set_champion("net_0", v)
+        >>> store.load_library()["net_0"]["signature"]
+        'f(img) -> digit'
+    """
+
+    uri: str = ""
+
+    # ---- library versions -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_net_version(
+        self,
+        name: str,
+        net: NetState,
+        *,
+        task: Optional[str] = None,
+        search_id: Optional[str] = None,
+        parent: Optional[int] = None,
+        tags: Optional[Mapping[str, str]] = None,
+    ) -> int:
+        """Add a new immutable version of network ``name``; returns its number (1, 2, ... per name).
+
+        Does not move the ``champion`` alias. The stored state is a copy: later
+        changes to ``net`` do not reach the store.
+        """
+
+    @abc.abstractmethod
+    def _get_net_version(self, name: str, version: int) -> NetVersion:
+        """The stored version; :class:`NtptError` naming name and version if absent or unreadable."""
+
+    @abc.abstractmethod
+    def net_versions(self, name: str) -> list[int]:
+        """All version numbers of ``name``, ascending; ``[]`` for an unknown name."""
+
+    @abc.abstractmethod
+    def champion_versions(self) -> dict[str, int]:
+        """name -> version the ``champion`` alias points at, for every network that has one."""
+
+    @abc.abstractmethod
+    def _swap_champions(self, expected: Mapping[str, Optional[int]], new: Mapping[str, int]) -> bool:
+        """Compare-and-set the champion aliases.
+
+        If every ``name`` in ``new`` currently has alias ``expected[name]`` (None =
+        no alias), point them at ``new[name]`` and return True; otherwise change
+        nothing and return False.
+        """
+
+    # ---- programs ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_program(
+        self,
+        task: str,
+        program: Mapping[str, Any],
+        *,
+        val_acc: float,
+        test_acc: Optional[float] = None,
+        library_version: Optional[Mapping[str, int]] = None,
+        search_id: Optional[str] = None,
+        seed: Optional[int] = None,
+        hypers: Optional[Mapping[str, Any]] = None,
+        merge: Optional[Mapping[str, Any]] = None,
+    ) -> int:
+        """Store ``program`` (a ``Program.to_dict()``) for ``task``; returns its version (1, 2, ... per task).
+
+        Does not move the task's ``champion`` alias.
+        """
+
+    @abc.abstractmethod
+    def _get_program(self, task: str, version: int) -> ProgramRecord:
+        """The stored record; :class:`NtptError` naming task, version and location if absent or unreadable."""
+
+    @abc.abstractmethod
+    def program_versions(self, task: str) -> list[int]:
+        """All program versions of ``task``, ascending; ``[]`` for an unknown task."""
+
+    @abc.abstractmethod
+    def program_champion(self, task: str) -> Optional[int]:
+        """The version the task's ``champion`` alias points at, or None."""
+
+    @abc.abstractmethod
+    def set_program_champion(self, task: str, version: int) -> None:
+        """Point the task's ``champion`` alias at ``version`` (which must exist)."""
+
+    @abc.abstractmethod
+    def tasks(self) -> list[str]:
+        """Tasks that have a champion program, sorted."""
+
+    # ---- merge bookkeeping ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _merge_lock(self) -> ContextManager[None]:
+        """Serialises merges on this store where the backend can (see docs/store.md)."""
+
+    @abc.abstractmethod
+    def _record_merge(self, decision: Mapping[str, Any], search_id: Optional[str]) -> None:
+        """Keep a merge decision (with its numbers) so :meth:`merges` can return it."""
+
+    @abc.abstractmethod
+    def merges(self, task: Optional[str] = None) -> list[dict[str, Any]]:
+        """Recorded merge decisions (``MergeDecision.to_dict()`` plus ``search_id``), oldest first."""
+
+    # ---- searches (written by the search driver only) ---------------------------------
+
+    @abc.abstractmethod
+    def start_search(self, task: str, config: Mapping[str, Any], search_id: Optional[str] = None) -> str:
+        """Open a search of ``task``; returns its id.
+
+        With the id of an existing search of the same task this resumes it (its
+        finished restarts stay); an existing id of another task is an
+        :class:`NtptError`. A new explicit id is used as given.
+        """
+
+    @abc.abstractmethod
+    def finished_restarts(self, search_id: str) -> dict[int, dict[str, Any]]:
+        """index -> the last record logged for that restart (as logged, programs included)."""
+
+    @abc.abstractmethod
+    def log_restarts(self, search_id: str, records: list[Mapping[str, Any]]) -> None:
+        """Log a batch of restart records (see :func:`check_record`); one write per batch where possible."""
+
+    @abc.abstractmethod
+    def end_search(self, search_id: str, summary: Mapping[str, Any], winner: Optional[Mapping[str, Any]]) -> None:
+        """Close a search with its summary and winning restart record (or None)."""
+
+    @abc.abstractmethod
+    def get_search(self, search_id: str) -> dict[str, Any]:
+        """``{"search_id", "task", "config", "status": "running"|"finished", "summary", "winner"}``."""
+
+    # ---- shared behaviour ---------------------------------------------------------------
+
+    def get_net_version(self, name: str, version: Union[int, str] = CHAMPION) -> NetVersion:
+        """One version of a network; ``version="champion"`` follows the alias.
+
+        Raises:
+            NtptError: unknown name, version or alias, or an unreadable artifact.
+        """
+        if version == CHAMPION:
+            champions = self.champion_versions()
+            if name not in champions:
+                raise NtptError(
+                    f"network {name!r} has no champion version in store {self.uri}; champions exist for "
+                    f"{sorted(champions)}; fix: merge a search that learns {name!r} or pass a version number"
+                )
+            version = champions[name]
+        return self._get_net_version(name, int(version))
+
+    def set_champion(self, name: str, version: int) -> None:
+        """Point network ``name``'s champion alias at an existing ``version`` (e.g. to roll back).
+
+        Raises:
+            NtptError: the version does not exist.
+        """
+        if version not in self.net_versions(name):
+            raise NtptError(
+                f"network {name!r} has no version {version} in store {self.uri} "
+                f"(versions: {self.net_versions(name)}); fix: pass one of those"
+            )
+        with self._merge_lock():
+            for _ in range(10):
+                current = self.champion_versions().get(name)
+                if self._swap_champions({name: current}, {name: version}):
+                    return
+        raise NtptError(f"could not move the champion alias of {name!r}: it kept changing; fix: retry")
+
+    def load_library(self, version: Version = CHAMPION) -> dict[str, NetState]:
+        """The library as ``dict[name, NetState]``.
+
+        Args:
+            version: ``"champion"`` (the current library) or ``{name: version}``.
+
+        Returns:
+            name -> NetState (copies; changing them does not change the store).
+
+        Example:
+            >>> lib = store.load_library()                  # doctest: +SKIP
+            >>> lib = store.load_library({"net_0": 3})      # doctest: +SKIP
+        """
+        if version == CHAMPION:
+            version = self.champion_versions()
+        if not isinstance(version, Mapping):
+            raise NtptError(
+                f"a library version is 'champion' or a dict name -> version number, but got {version!r}; "
+                "fix: pass e.g. {'net_0': 2}"
+            )
+        return {name: self._get_net_version(name, int(v)).net for name, v in version.items()}
+
+    def get_program(self, task: str, version: Union[int, str] = CHAMPION) -> ProgramRecord:
+        """A stored program record; ``version="champion"`` follows the task's alias.
+
+        Raises:
+            NtptError: no such task/version, or its artifact is missing or corrupted.
+        """
+        if version == CHAMPION:
+            champion = self.program_champion(task)
+            if champion is None:
+                raise NtptError(
+                    f"task {task!r} has no champion program in store {self.uri}; tasks with one: "
+                    f"{self.tasks()}; fix: run a search of {task!r} and merge its winner"
+                )
+            version = champion
+        return self._get_program(task, int(version))
+
+    def merge(
+        self,
+        task: str,
+        program: Any,
+        evaluate: Evaluate,
+        *,
+        candidate_nets: Optional[Mapping[str, NetState]] = None,
+        test_acc: Optional[float] = None,
+        search_id: Optional[str] = None,
+        seed: Optional[int] = None,
+        hypers: Optional[Mapping[str, Any]] = None,
+        epsilon: float = 0.01,
+        retries: int = 5,
+    ) -> MergeOutcome:
+        """Run the merge gate for a task's new program and apply the decision.
+
+        Added networks always become champion; updated ones only if the gate
+        accepts (see :mod:`.merge`). The program is stored against the library
+        it ends up with (its ``networks`` replaced accordingly, its ``val_acc``
+        the gate's number for that library) and becomes the task's champion if
+        the task has none or its ``val_acc`` is strictly higher (ties keep the incumbent).
+
+        Concurrency: the decision and the alias moves happen under the
+        backend's merge lock; where there is none (a remote server), the alias
+        move is a compare-and-set and a lost race re-runs the gate against the
+        new champions (up to ``retries`` times). Versions written by a lost
+        attempt stay in the history without an alias.
+
+        Args:
+            task: task name.
+            program: ``Program.to_dict()`` (or a Program).
+            evaluate: ``evaluate(task, library) -> accuracy``, see :func:`.merge.merge`.
+            candidate_nets: offered networks; default: all of ``program["networks"]``.
+            test_acc, search_id, seed, hypers: stored with the program.
+            epsilon: tolerated accuracy drop on earlier tasks.
+            retries: compare-and-set attempts before giving up.
+
+        Returns:
+            A :class:`MergeOutcome`.
+
+        Raises:
+            NtptError: the aliases kept moving for ``retries`` attempts.
+
+        Example:
+            >>> out = store.merge("ADD2x2", prog.to_dict(), evaluate, search_id=sid)   # doctest: +SKIP
+            >>> out.decision.accepted, out.library_version                           # doctest: +SKIP
+        """
+        program = dict(program.to_dict() if hasattr(program, "to_dict") else program)
+        own_nets = dict(program.get("networks") or {})
+        candidates = dict(own_nets if candidate_nets is None else candidate_nets)
+        for attempt in range(1, retries + 1):
+            with self._merge_lock():
+                current = self.champion_versions()
+                champion_lib = self.load_library(current)
+                earlier = [t for t in self.tasks() if t != task]
+                decision = merge_gate(task, candidates, evaluate, epsilon, champion=champion_lib, earlier_tasks=earlier)
+                taken = decision.added + (decision.updated if decision.accepted else [])
+                tags = {"val_acc": f"{decision.val_acc:.6f}", "merge": "accepted" if decision.accepted else "added"}
+                new_versions = {
+                    name: self.add_net_version(
+                        name, candidates[name], task=task, search_id=search_id, parent=current.get(name), tags=tags
+                    )
+                    for name in taken
+                }
+                if not self._swap_champions({n: current.get(n) for n in new_versions}, new_versions):
+                    continue
+                versions_after = {**current, **new_versions}
+                library_after = {**champion_lib, **{n: candidates[n] for n in taken}}
+                used = set(own_nets) | set(candidates)
+                networks = {n: library_after.get(n, own_nets.get(n)) for n in sorted(used)}
+                library_version = {n: versions_after[n] for n in sorted(used) if n in versions_after}
+                version = self.add_program(
+                    task, {**program, "networks": networks}, val_acc=decision.val_acc, test_acc=test_acc,
+                    library_version=library_version, search_id=search_id, seed=seed, hypers=hypers,
+                    merge=decision.to_dict(),
+                )
+                champion = self.program_champion(task)
+                if champion is None or self._get_program(task, champion).val_acc < decision.val_acc:
+                    self.set_program_champion(task, version)
+                self._record_merge({**decision.to_dict(), "program_version": version}, search_id)
+                record = self._get_program(task, version)
+                return MergeOutcome(decision, record, library_version, new_versions, attempt)
+        raise NtptError(
+            f"merge of {task!r} lost the race for the champion aliases {retries} times in store {self.uri}; "
+            "fix: retry later or serialise merges (one driver per store)"
+        )
+
+    def close(self) -> None:  # noqa: B027 - optional hook, not every backend holds resources
+        """Release resources (connections, files). The default does nothing."""
+
+
+@contextlib.contextmanager
+def no_lock():
+    """A merge lock that locks nothing (remote stores rely on compare-and-set)."""
+    yield

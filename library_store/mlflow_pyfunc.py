@@ -1,0 +1,68 @@
+"""A stored program as an ``mlflow.pyfunc`` model.
+
+``mlflow.pyfunc.load_model("models:/ntpt.program.MATH@champion").predict(inputs)``
+loads the program blob (``artifacts/program.npz``, see ``codec.py``) into a
+``Program`` and runs it exactly (discrete execution, no torch marginals).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Optional
+
+import mlflow.pyfunc
+import numpy as np
+
+from .codec import read_file
+
+PROGRAM_ARTIFACT = "program"  # key in the pyfunc's artifacts: the blob written by codec.encode
+
+
+def to_inputs(model_input: Any) -> dict[str, np.ndarray]:
+    """A batch dict ``name -> array`` from a dict or a pandas DataFrame (one column per input).
+
+    DataFrame cells may hold lists or arrays (an input with a shape); they are stacked.
+
+    Example:
+        >>> import pandas as pd
+        >>> to_inputs(pd.DataFrame({"a": [[1, 2], [3, 4]]}))["a"].shape
+        (2, 2)
+    """
+    if isinstance(model_input, Mapping):
+        return {str(k): np.asarray(v) for k, v in model_input.items()}
+    columns = getattr(model_input, "columns", None)
+    assert columns is not None, f"pyfunc input must be a dict or a DataFrame, got {type(model_input).__name__}"
+    return {str(c): np.stack([np.asarray(x) for x in model_input[c].tolist()]) for c in columns}
+
+
+class ProgramModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper: ``predict(inputs dict or DataFrame, params={"hypers": {...}})`` -> outputs dict."""
+
+    def load_context(self, context) -> None:
+        from ..interpreter.program import Program
+
+        path = context.artifacts[PROGRAM_ARTIFACT]
+        record = read_file(path, f"program artifact of pyfunc model at {path}")
+        self.record = record
+        self.program = Program.from_dict(record["program"])
+
+    def predict(self, context, model_input, params: Optional[dict[str, Any]] = None) -> dict[str, np.ndarray]:
+        hypers = (params or {}).get("hypers")
+        return self.program.run(to_inputs(model_input), hypers=hypers)
+
+
+def save_program_model(path: str, blob_path: str) -> None:
+    """Write a pyfunc model directory at ``path`` whose program is the blob at ``blob_path``."""
+    # The model object is pickled by reference to this importable class, so loading it
+    # needs ntpt-dist installed (as running a Program does anyway); silence MLflow's
+    # generic "cloudpickle" warning, which is about arbitrary objects.
+    logger = logging.getLogger("mlflow.pyfunc")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        mlflow.pyfunc.save_model(
+            path, python_model=ProgramModel(), artifacts={PROGRAM_ARTIFACT: blob_path}, pip_requirements=["ntpt-dist"]
+        )
+    finally:
+        logger.setLevel(level)
