@@ -1,0 +1,123 @@
+"""R copies of one ``@Learn`` MLP, stacked along a restart dimension.
+
+Every restart owns its own copy of every network. The copies live in a few
+big tensors so that one matmul serves all restarts:
+
+* layer 0: weight ``[D, R, H]``, so an input shared by all restarts
+  (``x[N, D]``) is ONE GEMM ``x @ w.view(D, R*H)``; a per-restart input
+  ``x[R, N, D]`` is a batched matmul against the ``[R, D, H]`` view;
+* later layers: weight ``[R, in, out]`` (batched matmul);
+* biases: ``[R, out]``.
+
+The single-copy (library) form is docs/design.md's ``{"w0": [D, h1], "b0": [h1], ...}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from .ir import LearnFn
+from .netfn import check_netstate
+
+__all__ = ["StackedMLP"]
+
+
+class StackedMLP:
+    """R restart copies of the MLP of one ``@Learn`` declaration.
+
+    Args:
+        fn: the declaration (in-features, ``hid_sizes``, out size).
+        restarts: R, the number of copies.
+        device: torch device.
+        dtype: float dtype of the weights.
+
+    Example:
+        >>> net = StackedMLP(LearnFn("g", (3,), 2, (4,)), restarts=5)
+        >>> net.scores(torch.zeros(7, 3)).shape
+        torch.Size([5, 7, 2])
+    """
+
+    def __init__(self, fn: LearnFn, restarts: int, device: Any = "cpu", dtype: torch.dtype = torch.float32):
+        self.fn = fn
+        self.restarts = restarts
+        self.sizes = [fn.in_features, *fn.hid_sizes, fn.out_size]
+        kw = {"device": device, "dtype": dtype}
+        d, h = self.sizes[0], self.sizes[1]
+        self.weights = [torch.zeros(d, restarts, h, **kw).requires_grad_()]
+        for i in range(1, len(self.sizes) - 1):
+            self.weights.append(torch.zeros(restarts, self.sizes[i], self.sizes[i + 1], **kw).requires_grad_())
+        self.biases = [torch.zeros(restarts, s, **kw).requires_grad_() for s in self.sizes[1:]]
+
+    def tensors(self) -> list[tuple[str, torch.Tensor, int]]:
+        """``(key, tensor, restart_axis)`` of every weight, in a fixed order."""
+        out = [("w0", self.weights[0], 1)]
+        out += [(f"w{i}", w, 0) for i, w in enumerate(self.weights) if i > 0]
+        out += [(f"b{i}", b, 0) for i, b in enumerate(self.biases)]
+        return sorted(out, key=lambda t: t[0])
+
+    def _slot_views(self, slot: int) -> dict[str, torch.Tensor]:
+        return {key: t.select(axis, slot) for key, t, axis in self.tensors()}
+
+    @torch.no_grad()
+    def init_slot(self, slot: int, gen: torch.Generator, scale: float = 1.0) -> None:
+        """Fresh random weights for one restart, drawn from that restart's generator.
+
+        He-style normal weights (std ``scale * sqrt(2 / fan_in)``), zero biases;
+        the draws depend only on ``gen``, never on ``slot`` or R.
+        """
+        for i in range(len(self.sizes) - 1):
+            fan_in, fan_out = self.sizes[i], self.sizes[i + 1]
+            w = torch.randn(fan_in, fan_out, generator=gen, dtype=torch.float32) * (scale * math.sqrt(2.0 / fan_in))
+            self._slot_views(slot)[f"w{i}"].copy_(w)
+            self._slot_views(slot)[f"b{i}"].zero_()
+
+    @torch.no_grad()
+    def load_slot(self, slot: int, net: Mapping[str, Any]) -> None:
+        """Copy a library ``NetState`` into one restart's copy.
+
+        Raises:
+            NtptError: when the NetState does not fit the declaration.
+        """
+        state = check_netstate(self.fn, net)
+        views = self._slot_views(slot)
+        for key, arr in state.items():
+            views[key].copy_(torch.from_numpy(arr))
+
+    @torch.no_grad()
+    def state(self, slot: int) -> dict[str, Any]:
+        """One restart's copy as a library ``NetState`` (float32 numpy arrays)."""
+        views = self._slot_views(slot)
+        state = {key: views[key].detach().cpu().to(torch.float32).numpy().copy() for key in sorted(views)}
+        return {"signature": self.fn.signature, "state": state}
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-softmax scores of every copy.
+
+        Args:
+            x: ``[N, D]`` (the same rows for every restart: one GEMM) or
+               ``[R, N, D]`` (rows per restart: batched matmul).
+
+        Returns:
+            ``[R, N, K]``.
+        """
+        w0, b0 = self.weights[0], self.biases[0]
+        d, r, h = w0.shape
+        if x.dim() == 2:
+            # One GEMM for all restarts; the [N, R, H] result is viewed as [R, N, H].
+            y = (x @ w0.reshape(d, r * h)).view(x.shape[0], r, h).transpose(0, 1)
+        else:
+            y = torch.bmm(x, w0.transpose(0, 1))
+        y = y + b0.unsqueeze(1)
+        for w, b in zip(self.weights[1:], self.biases[1:]):
+            y = torch.baddbmm(b.unsqueeze(1), torch.relu(y), w)
+        return y
+
+
+def numpy_state(net: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The weight arrays of a NetState as float32 numpy (a helper for tests)."""
+    return {k: np.asarray(v, dtype=np.float32) for k, v in net["state"].items()}
