@@ -1,0 +1,155 @@
+"""Workers as Ray actors: the only module of ntpt-dist that imports ray.
+
+Each actor holds one :class:`~.worker.BlockWorker` (so one block of restart
+slots on one device); the model travels as source + hypers and is compiled in
+the actor; the training data is put in the object store once and shared.
+
+Local mode starts Ray on loopback without the dashboard (architecture.md,
+"Environment hygiene"); ``address="auto"`` or ``"ray://host:10001"`` joins a
+cluster. A Ray session that is already initialised (a notebook, a test
+fixture, ``ray.cluster_utils.Cluster``) is reused and left running. Never
+``ray stop``: that kills every Ray process on the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Optional
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
+
+from .backends import ActorLost
+from .worker import Assignment, BlockWorker
+
+
+def init_ray(address: Optional[str] = None, **kwargs: Any) -> bool:
+    """Start or join Ray unless a session exists; returns whether this call started it.
+
+    Args:
+        address: ``None`` for a local Ray on loopback, ``"auto"`` or ``"ray://..."`` to join.
+        kwargs: passed to ``ray.init`` (e.g. ``num_cpus``).
+
+    Example:
+        >>> started = init_ray(num_cpus=2)   # doctest: +SKIP
+    """
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if address is None:
+        # on these machines this made every Ray listener bind 127.0.0.1 (architecture.md)
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        kwargs.setdefault("include_dashboard", False)
+    kwargs.setdefault("log_to_driver", True)
+    kwargs.setdefault("logging_level", "warning")
+    ray.init(address=address, **kwargs)
+    return True
+
+
+class RayWorker:
+    """The actor body: a BlockWorker plus where it runs (for records and fault tests)."""
+
+    def __init__(self, label: str, threads: int, device: str, worker_kwargs: dict[str, Any], data: Any, val_data: Any):
+        if worker_kwargs.get("block_factory") is None:  # real blocks: pin torch's thread pool
+            import torch
+
+            torch.set_num_threads(max(1, threads))
+        self.where = f"{label}@{socket.gethostname()}:{os.getpid()}"
+        self.worker = BlockWorker(name=self.where, device=device, data=data, val_data=val_data, **worker_kwargs)
+
+    def run(self, assignments: list[Assignment], seconds: float) -> dict[str, Any]:
+        self.worker.assign(assignments)
+        out = self.worker.run(seconds)
+        out["running"] = self.worker.running()
+        return out
+
+    def info(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(), "name": self.where}
+
+
+class RayBackend:
+    """A pool of :class:`RayWorker` actors (see :class:`~.backends.Backend`).
+
+    Args:
+        worker_kwargs: :class:`BlockWorker` keyword arguments (``data``/``val_data``
+            go through the object store once).
+        address: Ray address (see :func:`init_ray`).
+        cpus_per_actor, gpus_per_actor: resources each actor reserves; with a GPU
+            the block trains on ``cuda``.
+        init_kwargs: extra ``ray.init`` arguments when Ray is started here.
+    """
+
+    def __init__(self, worker_kwargs: dict[str, Any], address: Optional[str] = None, cpus_per_actor: float = 1,
+                 gpus_per_actor: float = 0, **init_kwargs: Any):
+        self.started_ray = init_ray(address, **init_kwargs)
+        kwargs = dict(worker_kwargs)
+        for key in ("data", "val_data"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = ray.put(kwargs[key])
+        self._kwargs = kwargs
+        self.cpus = cpus_per_actor
+        self.gpus = gpus_per_actor
+        self.device = "cuda" if gpus_per_actor > 0 else "cpu"
+        # max_restarts=0: the driver, not Ray, decides what a dead actor's restarts become
+        self._cls = ray.remote(num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, max_restarts=0)(RayWorker)
+        self._actors: dict[int, Any] = {}
+        self._n = 0
+
+    def capacity(self) -> int:
+        """How many actors the cluster's resources fit (at least 1)."""
+        res = ray.cluster_resources()
+        if self.gpus > 0:
+            return max(1, int(res.get("GPU", 0) // self.gpus))
+        return max(1, int(res.get("CPU", 1) // max(self.cpus, 1e-9)))
+
+    def spawn(self) -> int:
+        handle = self._n
+        self._n += 1
+        kwargs = dict(self._kwargs)
+        # ObjectRefs nested in a dict are not resolved by Ray: top-level arguments are
+        data_ref, val_ref = kwargs.pop("data"), kwargs.pop("val_data", None)
+        threads = int(max(1, self.cpus))
+        self._actors[handle] = self._cls.remote(f"actor-{handle}", threads, self.device, kwargs, data_ref, val_ref)
+        return handle
+
+    def submit(self, handle: int, assignments: list[Assignment], seconds: float) -> Any:
+        return self._actors[handle].run.remote(assignments, seconds)
+
+    def wait(self, tickets: list[Any], timeout: float) -> list[tuple[Any, Any]]:
+        if not tickets:
+            return []
+        ready, _ = ray.wait(tickets, num_returns=1, timeout=timeout)
+        out = []
+        for ref in ready:
+            try:
+                out.append((ref, ray.get(ref, timeout=60)))
+            except (RayActorError, WorkerCrashedError, GetTimeoutError) as e:
+                out.append((ref, ActorLost(_first_line(e))))
+            except RayTaskError as e:  # BlockWorker.run catches restart errors; this is a bug or OOM
+                out.append((ref, ActorLost(_first_line(e))))
+        return out
+
+    def name(self, handle: int) -> str:
+        return f"actor-{handle}"
+
+    def actor(self, handle: int) -> Any:
+        """The Ray actor handle (tests kill it with ``ray.kill``)."""
+        return self._actors[handle]
+
+    def kill(self, handle: int) -> None:
+        actor = self._actors.pop(handle, None)
+        if actor is not None:
+            ray.kill(actor, no_restart=True)
+
+    def shutdown(self) -> None:
+        for handle in list(self._actors):
+            self.kill(handle)
+        if self.started_ray:
+            ray.shutdown()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:500]

@@ -1,0 +1,79 @@
+"""search() on a real local Ray: accounting, a killed actor, and the same result as in-process."""
+
+import pytest
+import ray
+from ntpt_dist.search.driver import search
+from ntpt_dist.search.policy import JumpPolicy
+from ntpt_dist.search.ray_backend import RayBackend, init_ray
+from ntpt_dist.search.records import restart_seed
+from ntpt_dist.search.worker import ModelSpec
+
+from . import fakes
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(120)]
+
+POLICY = JumpPolicy(delta=0.5, window=3, floor=0.8, refine_evals=2, budget_steps=300)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    # actors import the test helpers by value: Ray workers need not find tests/ on their path
+    ray.cloudpickle.register_pickle_by_value(fakes)
+    started = init_ray(num_cpus=2)
+    yield
+    if started:
+        ray.shutdown()
+
+
+def kwargs(**kw):
+    base = dict(seed=3, restarts_per_actor=4, actors=2, cpus_per_actor=0.5, policy=POLICY, progress=False,
+                slice_s=0.2, block_factory=fakes.fake_factory(step_cost_s=0.001))
+    base.update(kw)
+    return base
+
+
+def check_all(result, n, seed=3):
+    assert sorted(result.records) == list(range(n))
+    for k, r in result.records.items():
+        want = "converged" if restart_seed(seed, k) % 3 == 0 else "stopped"
+        assert r["status"] == want, (k, r["status"], r["error"])
+
+
+def test_ray_search_accounts_for_every_restart_like_the_local_one(local_ray):
+    result = search(("src", {}), {"x": [0]}, restarts=16, **kwargs())
+    check_all(result, 16)
+    assert len({r["actor"] for r in result.records.values()}) == 2
+    local = search(("src", {}), {"x": [0]}, restarts=16, backend="local", **kwargs())
+    for k in range(16):
+        assert result.records[k]["trajectory"] == local.records[k]["trajectory"]
+    assert result.winner["index"] == local.winner["index"]
+
+
+class KillingBackend(RayBackend):
+    """ray.kill()s actor 0 once it has restarts running."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.killed = None
+        self.victims = []
+
+    def wait(self, tickets, timeout):
+        out = super().wait(tickets, timeout)
+        for _, outcome in out:
+            if self.killed is None and isinstance(outcome, dict) and outcome.get("running") and 0 in self._actors:
+                self.killed = ray.get(self.actor(0).info.remote())
+                self.victims = ray.get(self.actor(0).run.remote([], 0.0))["in_flight"]
+                ray.kill(self.actor(0), no_restart=True)
+        return out
+
+
+def test_killing_an_actor_mid_search_loses_no_restart(local_ray):
+    worker_kwargs = {"model_spec": ModelSpec("src"), "data": {"x": [0]}, "slots": 4, "policy": POLICY,
+                     "eval_every": 25, "block_factory": fakes.fake_factory(step_cost_s=0.001)}
+    backend = KillingBackend(worker_kwargs, cpus_per_actor=0.5)
+    result = search(("src", {}), {"x": [0]}, restarts=16, backend=backend, **kwargs())
+    assert backend.killed is not None
+    check_all(result, 16)
+    assert backend.victims  # it held restarts when it died; another actor finished them
+    assert all(result.records[k]["actor"] != backend.killed["name"] for k in backend.victims)
+    assert result.counts["failed"] == 0
