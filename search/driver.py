@@ -26,7 +26,7 @@ from .journal import Journal
 from .policy import JumpPolicy, StopRule
 from .policy import winner as pick_winner
 from .progress import Progress
-from .records import SearchResult, make_record, restart_seed, to_jsonable
+from .records import SearchResult, make_record, restart_seed
 from .worker import Assignment, ModelSpec
 
 __all__ = ["search", "SearchResult"]
@@ -282,7 +282,7 @@ class _Search:
         now = time.monotonic()
         if not self.unflushed or (not force and now - self._last_flush < self.flush_s):
             return
-        batch = [to_jsonable(r) for r in self.unflushed]
+        batch = list(self.unflushed)  # raw records: the journal encodes its own, stores keep numpy
         for sink in self.sinks:
             sink.log_restarts(self.search_id, batch)
         self.unflushed = []

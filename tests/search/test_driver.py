@@ -176,3 +176,17 @@ def test_bad_arguments_raise_with_the_value():
 
 def test_script_is_deterministic():
     assert jump_every_third(9, 500) == jump_every_third(9, 500)
+
+
+def test_resume_through_the_memory_library_store():
+    from ntpt_dist.library_store.memory import MemoryStore
+
+    store = MemoryStore()
+    first = run(restarts=24, stop=StopRule(first_k=1), store=store, task="fake")
+    assert store.get_search(first.search_id)["task"] == "fake"
+    second = run(restarts=24, store=store, search_id=first.search_id, task="fake")
+    assert second.resumed == len(first.records) and sorted(second.records) == list(range(24))
+    for k in first.records:
+        assert second.records[k]["trajectory"] == first.records[k]["trajectory"]
+    assert store.get_search(first.search_id)["status"] == "finished"
+    assert second.winner["program"]["weights"].dtype.name == "float32"  # programs come back as logged
