@@ -1,0 +1,451 @@
+"""The training engine: R random restarts of one model trained in lock step.
+
+A :class:`RestartBlock` holds R *slots*; each slot runs one restart with its own
+Param logits, its own copy of every network, its own optimizer state and its
+own ``torch.Generator`` (seeded by the restart seed). All slots share one
+lowered model, so one forward/backward pass trains all of them; nothing in the
+update mixes slots, so restart ``k`` follows the same trajectory in any slot of
+any block (docs/design.md, "Restart seeds").
+
+:func:`train` is the single-process driver behind ``Model.train``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+
+from .errors import NtptError
+from .ir import FlatModel
+from .lower import Batch, Lowered
+from .netfn import check_netstate
+
+__all__ = ["TrainConfig", "RestartBlock", "TrainResult", "restart_seed", "train"]
+
+
+def restart_seed(seed: int, k: int) -> int:
+    """The seed of restart ``k`` of a run with seed ``seed``: a hash, stable across processes.
+
+    Example:
+        >>> restart_seed(0, 1) == restart_seed(0, 1) != restart_seed(0, 2)
+        True
+    """
+    digest = hashlib.blake2b(f"ntpt-restart:{int(seed)}:{int(k)}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1  # < 2**63: fits torch.Generator.manual_seed
+
+
+@dataclass
+class TrainConfig:
+    """How restarts are trained (keyword arguments with defaults; see docs/design.md).
+
+    Attributes:
+        optimizer: ``"rmsprop"`` or ``"adam"`` (elementwise, per-slot state).
+        lr: learning rate of the Params.
+        net_lr_scale: rate of library networks relative to ``lr`` (the paper: 100x smaller).
+        new_net_lr_scale: rate of networks not in the library, relative to ``lr``.
+        batch_size: instances per step and restart, drawn per restart; ``None``
+            (or >= the data size) trains every restart on the full data.
+        grad_noise: eta of the Gaussian gradient noise on Params, variance ``eta / (1 + t)^0.55``.
+        entropy_bonus: weight of the Params' entropy subtracted from the loss,
+            decaying as ``exp(-entropy_decay * t)``.
+        entropy_decay: see ``entropy_bonus``.
+        clip_norm: per-restart global gradient norm limit (``None``: no clipping).
+        init_scale: Param logits start as ``init_scale * log(Exp(1))`` (softmax = Dirichlet(1) at 1).
+        net_init_scale: scale of new networks' He-normal initial weights.
+        eval_every: steps between validation evaluations in :func:`train`.
+        rms_decay: RMSProp's moving-average decay.
+        betas: Adam's moment decays.
+        eps: optimizer epsilon.
+
+    Example:
+        >>> TrainConfig(lr=0.1, batch_size=None).optimizer
+        'rmsprop'
+    """
+
+    optimizer: str = "rmsprop"
+    lr: float = 0.05
+    net_lr_scale: float = 0.01
+    new_net_lr_scale: float = 1.0
+    batch_size: Optional[int] = 16
+    grad_noise: float = 0.0
+    entropy_bonus: float = 0.0
+    entropy_decay: float = 0.005
+    clip_norm: Optional[float] = 1.0
+    init_scale: float = 1.0
+    net_init_scale: float = 1.0
+    eval_every: int = 50
+    rms_decay: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("rmsprop", "adam"):
+            raise NtptError(f"optimizer must be 'rmsprop' or 'adam', got {self.optimizer!r}; fix: pick one of them")
+        for name in ("lr", "net_lr_scale", "new_net_lr_scale", "grad_noise", "entropy_bonus", "entropy_decay", "init_scale"):
+            if not getattr(self, name) >= 0:
+                raise NtptError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}; fix: pass a non-negative number")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise NtptError(f"batch_size must be >= 1 or None (full batch), got {self.batch_size}; fix: pass a positive size")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise NtptError(f"clip_norm must be > 0 or None, got {self.clip_norm}; fix: pass a positive norm or None")
+        if self.eval_every < 1:
+            raise NtptError(f"eval_every must be >= 1, got {self.eval_every}; fix: pass a positive number of steps")
+
+
+def _flat_of(model: Any) -> FlatModel:
+    flat = getattr(model, "flat", model)
+    if not isinstance(flat, FlatModel):
+        raise NtptError(f"expected a compiled Model (or a FlatModel), got {type(model).__name__}; fix: use compile_source/compile_file")
+    return flat
+
+
+class RestartBlock:
+    """R restart slots of one model, trained in lock step on one device.
+
+    Args:
+        model: a compiled ``Model`` (a bare ``FlatModel`` works, except for :meth:`program`).
+        train_data: the training batch (docs/design.md data format).
+        slots: R.
+        config: a :class:`TrainConfig`.
+        device: torch device.
+        library: optional ``dict[name, NetState]``: networks found here start
+            every restart as this copy and train at ``lr * net_lr_scale``.
+
+    Raises:
+        DataError: bad training data. NtptError: a library network that does not fit.
+
+    Example:
+        >>> block = RestartBlock(model, data, slots=4, config=TrainConfig(batch_size=None))  # doctest: +SKIP
+        >>> block.reset(0, restart_seed(0, 0)); block.step(10)  # doctest: +SKIP
+    """
+
+    def __init__(self, model: Any, train_data: Union[Mapping[str, Any], Batch], slots: int = 64,
+                 config: Optional[TrainConfig] = None, device: Any = "cpu", library: Optional[Mapping[str, Any]] = None):
+        self.model = model
+        self.flat = _flat_of(model)
+        self.config = config or TrainConfig()
+        self.lowered = Lowered(self.flat, slots, device)
+        self.data = train_data if isinstance(train_data, Batch) else self.lowered.batch(train_data)
+        self.library = {}
+        for name, net in (library or {}).items():
+            if name in self.lowered.nets:
+                check_netstate(self.flat.learns[name], net)
+                self.library[name] = net
+        self.slots = slots
+        self._tensors = self.lowered.parameters()
+        cfg = self.config
+        self._lr = []
+        for key, _, _ in self._tensors:
+            net = key.split(":")[1] if key.startswith("net:") else None
+            scale = 1.0 if net is None else cfg.net_lr_scale if net in self.library else cfg.new_net_lr_scale
+            self._lr.append(cfg.lr * scale)
+        self._m = [torch.zeros_like(t) for _, t, _ in self._tensors]
+        self._v = [torch.zeros_like(t) for _, t, _ in self._tensors]
+        self._gens = [torch.Generator() for _ in range(slots)]
+        self._seeds: list[Optional[int]] = [None] * slots
+        self._steps = np.zeros(slots, dtype=np.int64)
+        self._diverged = np.zeros(slots, dtype=bool)
+        self._perm: list[Optional[torch.Tensor]] = [None] * slots
+        self._pos = [0] * slots
+        self.last_loss = np.full(slots, np.nan)
+
+    # ---- state per slot
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Steps done per slot."""
+        return self._steps.copy()
+
+    @property
+    def seeds(self) -> list[Optional[int]]:
+        """Restart seed per slot (``None`` = empty)."""
+        return list(self._seeds)
+
+    @property
+    def diverged(self) -> np.ndarray:
+        """Slots that saw a NaN/inf loss or gradient; they are frozen."""
+        return self._diverged.copy()
+
+    def _check_slot(self, slot: int) -> None:
+        if not 0 <= slot < self.slots:
+            raise NtptError(f"slot {slot} is out of range for a block of {self.slots} slots; fix: use 0..{self.slots - 1}")
+
+    @torch.no_grad()
+    def reset(self, slot: int, seed: int) -> None:
+        """Start a fresh restart with restart seed ``seed`` in ``slot`` (fresh weights and optimizer state).
+
+        Example:
+            >>> block.reset(3, restart_seed(0, 17))  # doctest: +SKIP
+        """
+        self._check_slot(slot)
+        gen = self._gens[slot]
+        gen.manual_seed(int(seed))
+        cfg = self.config
+        for name in sorted(self.lowered.logits):  # fixed draw order: the trajectory depends on the seed only
+            logits = self.lowered.logits[name]
+            u = torch.rand(logits.shape[1:], generator=gen, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
+            logits[slot] = (cfg.init_scale * torch.log(-torch.log(u))).to(logits.dtype)
+        for name, net in self.lowered.nets.items():
+            if name in self.library:
+                net.load_slot(slot, self.library[name])
+            else:
+                net.init_slot(slot, gen, cfg.net_init_scale)
+        for (_, _, axis), m, v in zip(self._tensors, self._m, self._v):
+            m.select(axis, slot).zero_()
+            v.select(axis, slot).zero_()
+        self._seeds[slot] = int(seed)
+        self._steps[slot] = 0
+        self._diverged[slot] = False
+        self._perm[slot], self._pos[slot] = None, 0
+        self.last_loss[slot] = np.nan
+
+    def clear(self, slot: int) -> None:
+        """Empty a slot (it stops training until the next :meth:`reset`)."""
+        self._check_slot(slot)
+        self._seeds[slot] = None
+
+    # ---- training
+
+    def _minibatch(self, live: np.ndarray) -> Batch:
+        n, size = self.data.size, self.config.batch_size
+        if size is None or size >= n:
+            return self.data
+        rows = torch.zeros(self.slots, size, dtype=torch.long)
+        for slot in np.flatnonzero(live):
+            if self._perm[slot] is None or self._pos[slot] + size > n:
+                self._perm[slot], self._pos[slot] = torch.randperm(n, generator=self._gens[slot]), 0
+            rows[slot] = self._perm[slot][self._pos[slot]: self._pos[slot] + size]
+            self._pos[slot] += size
+        return self.data.take(rows)
+
+    def step(self, n: int = 1) -> np.ndarray:
+        """Train every live slot ``n`` steps.
+
+        Returns:
+            the last loss per slot ``[slots]`` (NaN for empty or diverged slots).
+        """
+        for _ in range(n):
+            live = np.array([s is not None for s in self._seeds]) & ~self._diverged
+            if not live.any():
+                break
+            self._one_step(live)
+        return self.last_loss.copy()
+
+    def _one_step(self, live: np.ndarray) -> None:
+        cfg, low = self.config, self.lowered
+        batch = self._minibatch(live)
+        for _, t, _ in self._tensors:
+            t.grad = None
+        fwd = low.run(batch)
+        t_slot = torch.as_tensor(self._steps, dtype=low.dtype, device=low.device)
+        objective = fwd.loss
+        if cfg.entropy_bonus > 0:
+            objective = objective - cfg.entropy_bonus * torch.exp(-cfg.entropy_decay * t_slot) * fwd.entropy
+        live_t = torch.as_tensor(live, device=low.device)
+        torch.where(live_t, objective, torch.zeros_like(objective)).sum().backward()
+        with torch.no_grad():
+            self._update(live, live_t, fwd.loss.detach(), t_slot)
+
+    @torch.no_grad()
+    def _update(self, live: np.ndarray, live_t: torch.Tensor, loss: torch.Tensor, t_slot: torch.Tensor) -> None:
+        cfg, low = self.config, self.lowered
+        grads = [t.grad if t.grad is not None else torch.zeros_like(t) for _, t, _ in self._tensors]
+        sq = torch.zeros(self.slots, dtype=low.dtype, device=low.device)
+        for (_, _t, axis), g in zip(self._tensors, grads):
+            sq += g.pow(2).sum(dim=[d for d in range(g.dim()) if d != axis])
+        finite = torch.isfinite(loss) & torch.isfinite(sq)
+        newly = live & ~finite.cpu().numpy()
+        self._diverged |= newly
+        ok = live_t & finite
+        scale = torch.ones_like(sq)
+        if cfg.clip_norm is not None:
+            scale = (cfg.clip_norm / (sq.sqrt() + 1e-12)).clamp(max=1.0)
+        scale = torch.where(ok, scale, torch.zeros_like(scale))
+        ok_np = ok.cpu().numpy()
+        noise_std = np.sqrt(cfg.grad_noise / (1.0 + self._steps) ** 0.55)
+        b1, b2 = cfg.betas
+        t_next = t_slot + 1
+        for i, ((key, t, axis), g) in enumerate(zip(self._tensors, grads)):
+            shape = [1] * t.dim()
+            shape[axis] = self.slots
+            okb = ok.view(shape)
+            g = torch.where(okb, g * scale.view(shape), torch.zeros_like(g))  # where: NaN * 0 would stay NaN
+            if cfg.grad_noise > 0 and key.startswith("param:"):
+                for slot in np.flatnonzero(ok_np):  # drawn from each slot's own generator, in slot-independent order
+                    noise = torch.randn(t.shape[1:], generator=self._gens[slot], dtype=torch.float32)
+                    g[slot] += (noise_std[slot] * noise).to(g.dtype)
+            m, v, lr = self._m[i], self._v[i], self._lr[i]
+            if cfg.optimizer == "rmsprop":
+                v_new = cfg.rms_decay * v + (1 - cfg.rms_decay) * g * g
+                delta = lr * g / (v_new.sqrt() + cfg.eps)
+            else:
+                m_new = b1 * m + (1 - b1) * g
+                v_new = b2 * v + (1 - b2) * g * g
+                c1 = (1 - b1 ** t_next).view(shape)
+                c2 = (1 - b2 ** t_next).view(shape)
+                delta = lr * (m_new / c1) / ((v_new / c2).sqrt() + cfg.eps)
+                m.copy_(torch.where(okb, m_new, m))
+            v.copy_(torch.where(okb, v_new, v))
+            t.sub_(torch.where(okb, delta, torch.zeros_like(delta)))
+        self._steps[ok_np] += 1
+        self.last_loss = np.where(ok_np, loss.cpu().numpy().astype(np.float64), np.nan)
+
+    # ---- evaluation and results
+
+    @torch.no_grad()
+    def accuracy(self, data: Union[Mapping[str, Any], Batch], chunk: int = 256) -> np.ndarray:
+        """Relaxed-model accuracy per slot ``[slots]``: all slots see all of ``data``.
+
+        Example:
+            >>> block.accuracy(val_data)  # doctest: +SKIP
+            array([0.25, 1.  , ...])
+        """
+        batch = data if isinstance(data, Batch) else self.lowered.batch(data)
+        correct = torch.zeros(self.slots, dtype=torch.float64)
+        for start in range(0, batch.size, chunk):
+            fwd = self.lowered.run(batch.slice(start, start + chunk))
+            correct += fwd.correct.sum(1).cpu().double()
+        return (correct / max(batch.size, 1)).numpy()
+
+    @torch.no_grad()
+    def params(self, slot: int) -> dict[str, Any]:
+        """The argmax of every Param of a slot: int (scalar Param) or nested list of ints."""
+        self._check_slot(slot)
+        return {name: logits[slot].argmax(-1).cpu().tolist() for name, logits in self.lowered.logits.items()}
+
+    def networks(self, slot: int) -> dict[str, Any]:
+        """A slot's networks as library ``NetState``s."""
+        self._check_slot(slot)
+        return {name: net.state(slot) for name, net in self.lowered.nets.items()}
+
+    def program(self, slot: int):
+        """The learned program of a slot: argmax Params + the slot's networks (a ``Program``).
+
+        Raises:
+            NtptError: for a block built from a bare FlatModel (a Program needs the Model).
+        """
+        from .program import Program
+
+        if isinstance(self.model, FlatModel):
+            raise NtptError("program() needs a compiled Model, got a bare FlatModel; fix: build the block from compile_source(...)")
+        return Program(self.model, self.params(slot), self.networks(slot))
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        seeds: restart seed per restart.
+        losses: ``[R, steps]`` training loss per step (NaN once a restart diverged).
+        eval_steps: ``[E]`` steps at which the validation accuracy was measured.
+        val_accuracy: ``[R, E]`` relaxed-model validation accuracy.
+        diverged: ``[R]`` bool.
+        params: argmax Params per restart.
+        networks: networks (NetStates) per restart.
+        programs: a ``Program`` per restart (empty when program.py is unavailable).
+    """
+
+    seeds: list[int]
+    losses: np.ndarray
+    eval_steps: np.ndarray
+    val_accuracy: np.ndarray
+    diverged: np.ndarray
+    params: list[dict[str, Any]]
+    networks: list[dict[str, Any]]
+    programs: list[Any] = field(default_factory=list)
+    val_data: Any = field(default=None, repr=False)
+
+    def best_index(self) -> int:
+        """The restart whose discrete program is most accurate on the validation data
+        (the relaxed model's final validation accuracy when there are no Programs);
+        ties go to the lower final loss."""
+        if self.programs and self.val_data is not None:
+            score = np.array([p.accuracy(self.val_data) for p in self.programs], dtype=np.float64)
+        else:
+            score = self.val_accuracy[:, -1] if self.val_accuracy.size else np.zeros(len(self.seeds))
+        final = np.nan_to_num(self.losses[:, -1] if self.losses.size else np.zeros(len(self.seeds)), nan=np.inf)
+        order = np.lexsort((final, -np.nan_to_num(score, nan=-1.0)))
+        return int(order[0])
+
+    def best_program(self):
+        """The ``Program`` of :meth:`best_index`.
+
+        Raises:
+            NtptError: when no Programs were built (program.py missing, or a bare FlatModel).
+        """
+        if not self.programs:
+            raise NtptError("no Programs were built (a bare FlatModel was trained, or program.py is missing); "
+                            "fix: train a compiled Model, or use params[best_index()]")
+        return self.programs[self.best_index()]
+
+
+def train(model: Any, data: Mapping[str, Any], restarts: int = 16, steps: int = 1000, seed: int = 0,
+          device: Any = "cpu", val_data: Optional[Mapping[str, Any]] = None, config: Optional[TrainConfig] = None,
+          library: Optional[Mapping[str, Any]] = None, progress: bool = False, **config_overrides: Any) -> TrainResult:
+    """Train ``restarts`` random restarts of a model at once, in one process.
+
+    Args:
+        model: a compiled ``Model`` (or a ``FlatModel``).
+        data: training batch (docs/design.md format).
+        restarts: number of restarts R (restart k uses ``restart_seed(seed, k)``).
+        steps: optimisation steps per restart.
+        seed: the run's seed.
+        device: torch device.
+        val_data: validation batch (default: the training data).
+        config: a :class:`TrainConfig`; ``config_overrides`` replace its fields.
+        library: ``dict[name, NetState]`` of pre-trained networks.
+        progress: print one line per evaluation to stderr.
+
+    Returns:
+        a :class:`TrainResult`.
+
+    Raises:
+        NtptError: an unknown config field, bad data, a library network that does not fit.
+
+    Example:
+        >>> result = train(model, data, restarts=8, steps=200, lr=0.1)  # doctest: +SKIP
+        >>> result.best_program().params  # doctest: +SKIP
+    """
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(config_overrides) - known)
+    if unknown:
+        raise NtptError(f"unknown training option(s) {unknown}; fix: use TrainConfig fields {sorted(known)}")
+    config = dataclasses.replace(config or TrainConfig(), **config_overrides)
+    block = RestartBlock(model, data, restarts, config, device, library)
+    seeds = [restart_seed(seed, k) for k in range(restarts)]
+    for k, s in enumerate(seeds):
+        block.reset(k, s)
+    val_raw = data if val_data is None else val_data
+    val = block.lowered.batch(val_raw)
+    losses = np.full((restarts, steps), np.nan)
+    eval_steps, accs = [], []
+    done = 0
+    while done < steps:
+        n = min(config.eval_every - done % config.eval_every, steps - done)
+        for i in range(n):
+            losses[:, done + i] = block.step(1)
+        done += n
+        eval_steps.append(done)
+        accs.append(block.accuracy(val))
+        if progress:
+            print(f"step {done}/{steps}: best val acc {accs[-1].max():.3f}, "
+                  f"median loss {np.nanmedian(losses[:, done - 1]) if not np.isnan(losses[:, done - 1]).all() else math.nan:.4f}",
+                  file=sys.stderr)
+    programs = []
+    if not isinstance(model, FlatModel):
+        try:
+            programs = [block.program(k) for k in range(restarts)]
+        except ImportError:  # program.py not there yet: results still carry params and networks
+            programs = []
+    return TrainResult(seeds, losses, np.array(eval_steps), np.stack(accs, 1) if accs else np.zeros((restarts, 0)),
+                       block.diverged, [block.params(k) for k in range(restarts)],
+                       [block.networks(k) for k in range(restarts)], programs, val_raw)
