@@ -55,6 +55,7 @@ def search(
     library: Any = None,
     *,
     task: Optional[str] = None,
+    device: Optional[str] = None,
     eval_every: int = 25,
     backend: Any = "ray",
     block_factory: Any = None,
@@ -88,6 +89,7 @@ def search(
         config: ``TrainConfig`` or dict of its keyword arguments.
         library: neural library the workers initialise shared networks from.
         task: label for the store (default: the model's file name).
+        device: torch device of every block (default: ``cuda`` with ``gpus_per_actor > 0``, else ``cpu``).
         eval_every: training steps between validation evaluations.
         backend: ``"ray"``, ``"local"`` (in this process, no Ray) or a backend object.
         block_factory: build blocks with this instead of ``RestartBlock`` (tests).
@@ -110,7 +112,7 @@ def search(
     policy = policy or JumpPolicy()
     stop = stop or StopRule()
     total = restarts if stop.max_restarts is None else min(restarts, stop.max_restarts)
-    if block_factory is None:
+    if block_factory is None and not hasattr(model_or_task, "flat"):
         spec.compile()  # a SourceError here beats one in every worker
     if isinstance(journal, (str,)) or hasattr(journal, "__fspath__"):
         journal = Journal(journal)
@@ -134,7 +136,7 @@ def search(
     worker_kwargs = {
         "model_spec": spec, "data": data, "slots": restarts_per_actor, "config": config,
         "val_data": val_data, "policy": policy, "eval_every": eval_every, "library": library,
-        "block_factory": block_factory,
+        "block_factory": block_factory, "device": device or ("cuda" if gpus_per_actor > 0 else "cpu"),
     }  # fmt: skip
     pool = _make_backend(backend, worker_kwargs, address, cpus_per_actor, gpus_per_actor)
     todo = [Assignment(k, restart_seed(seed, k)) for k in range(total) if k not in done]

@@ -51,13 +51,15 @@ def init_ray(address: Optional[str] = None, **kwargs: Any) -> bool:
 class RayWorker:
     """The actor body: a BlockWorker plus where it runs (for records and fault tests)."""
 
-    def __init__(self, label: str, threads: int, device: str, worker_kwargs: dict[str, Any], data: Any, val_data: Any):
+    def __init__(self, label: str, threads: int, device: str, worker_kwargs: dict[str, Any], data: Any, val_data: Any,
+                 library: Any):
         if worker_kwargs.get("block_factory") is None:  # real blocks: pin torch's thread pool
             import torch
 
             torch.set_num_threads(max(1, threads))
         self.where = f"{label}@{socket.gethostname()}:{os.getpid()}"
-        self.worker = BlockWorker(name=self.where, device=device, data=data, val_data=val_data, **worker_kwargs)
+        self.worker = BlockWorker(name=self.where, device=device, data=data, val_data=val_data, library=library,
+                                  **worker_kwargs)
 
     def run(self, assignments: list[Assignment], seconds: float) -> dict[str, Any]:
         self.worker.assign(assignments)
@@ -73,11 +75,11 @@ class RayBackend:
     """A pool of :class:`RayWorker` actors (see :class:`~.backends.Backend`).
 
     Args:
-        worker_kwargs: :class:`BlockWorker` keyword arguments (``data``/``val_data``
-            go through the object store once).
+        worker_kwargs: :class:`BlockWorker` keyword arguments (``data``, ``val_data``
+            and ``library`` go through the object store once).
         address: Ray address (see :func:`init_ray`).
         cpus_per_actor, gpus_per_actor: resources each actor reserves; with a GPU
-            the block trains on ``cuda``.
+            the block trains on ``cuda`` (unless ``worker_kwargs["device"]`` says otherwise).
         init_kwargs: extra ``ray.init`` arguments when Ray is started here.
     """
 
@@ -85,13 +87,13 @@ class RayBackend:
                  gpus_per_actor: float = 0, **init_kwargs: Any):
         self.started_ray = init_ray(address, **init_kwargs)
         kwargs = dict(worker_kwargs)
-        for key in ("data", "val_data"):
+        for key in ("data", "val_data", "library"):
             if kwargs.get(key) is not None:
                 kwargs[key] = ray.put(kwargs[key])
         self._kwargs = kwargs
         self.cpus = cpus_per_actor
         self.gpus = gpus_per_actor
-        self.device = "cuda" if gpus_per_actor > 0 else "cpu"
+        self.device = kwargs.pop("device", None) or ("cuda" if gpus_per_actor > 0 else "cpu")
         # max_restarts=0: the driver, not Ray, decides what a dead actor's restarts become
         self._cls = ray.remote(num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, max_restarts=0)(RayWorker)
         self._actors: dict[int, Any] = {}
@@ -109,9 +111,9 @@ class RayBackend:
         self._n += 1
         kwargs = dict(self._kwargs)
         # ObjectRefs nested in a dict are not resolved by Ray: top-level arguments are
-        data_ref, val_ref = kwargs.pop("data"), kwargs.pop("val_data", None)
+        refs = [kwargs.pop(key, None) for key in ("data", "val_data", "library")]
         threads = int(max(1, self.cpus))
-        self._actors[handle] = self._cls.remote(f"actor-{handle}", threads, self.device, kwargs, data_ref, val_ref)
+        self._actors[handle] = self._cls.remote(f"actor-{handle}", threads, self.device, kwargs, *refs)
         return handle
 
     def submit(self, handle: int, assignments: list[Assignment], seconds: float) -> Any:
