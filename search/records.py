@@ -48,13 +48,8 @@ def make_record(index: int, seed: int, status: str, **fields: Any) -> dict[str, 
 
 def restart_seed(seed: int, index: int) -> int:
     """The seed of restart ``index`` in a search with seed ``seed`` (``engine.restart_seed``)."""
-    try:
-        from ..interpreter.engine import restart_seed as engine_restart_seed
-    except ImportError:  # TODO(search): drop once interpreter/engine.py lands
-        import hashlib
+    from ..interpreter.engine import restart_seed as engine_restart_seed
 
-        digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=4).digest()
-        return int.from_bytes(digest, "little") & 0x7FFFFFFF
     return int(engine_restart_seed(seed, index))
 
 

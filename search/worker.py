@@ -267,6 +267,7 @@ class BlockWorker:
             if bool(diverged[s]):
                 records.append(self._record(live, "diverged", "nan", n))
                 lane.live[s] = None
+                self._release(lane, s)
                 continue
             live.history.append(float(acc[s]))
             live.trajectory.append([n, float(acc[s])])
@@ -274,6 +275,7 @@ class BlockWorker:
             if decision == CONTINUE:
                 continue
             lane.live[s] = None
+            self._release(lane, s, keep_for_program=decision == CONVERGED)
             if decision == CONVERGED:
                 try:
                     records.append(self._converged(lane, s, live, n))
@@ -282,9 +284,16 @@ class BlockWorker:
             else:
                 records.append(self._record(live, "stopped", decision.split(":", 1)[1], n))
 
+    @staticmethod
+    def _release(lane: _Lane, slot: int, keep_for_program: bool = False) -> None:
+        """Stop training a finished slot (until it is refilled); blocks without ``clear`` keep it running."""
+        if not keep_for_program and hasattr(lane.block, "clear"):
+            lane.block.clear(slot)
+
     def _converged(self, lane: _Lane, slot: int, live: _Live, steps: int) -> dict:
         jump = self.policy.jumped(live.history)
         program = lane.block.program(slot)
+        self._release(lane, slot)
         prog_acc = float(program.accuracy(self.val_data))
         return self._record(
             live, "converged", "jump", steps, jump_step=int(live.trajectory[jump][0]),

@@ -74,6 +74,9 @@ class FakeBlock:
         self.steps[slot] = 0
         self.diverged[slot] = False
 
+    def clear(self, slot: int) -> None:
+        self.seeds[slot] = None
+
     def step(self, n: int = 1) -> np.ndarray:
         self.step_calls += 1
         for s, seed in enumerate(self.seeds):
