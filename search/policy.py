@@ -31,7 +31,10 @@ class JumpPolicy:
     evaluations that ends at an accuracy of at least ``floor``. After a jump the
     restart trains ``refine_evals`` more evaluations (the networks keep
     improving once the program is right, paper 6.2) and is then ``converged``.
-    Without a jump it is stopped when it has trained ``budget_steps`` steps, or
+    A restart whose accuracy reaches ``solved`` (default 1.0) counts as found
+    too, jump or not: on small models a random initialisation can already be
+    the right program, and a perfect relaxed model needs no jump to be believed.
+    Without either it is stopped when it has trained ``budget_steps`` steps, or
     when its best accuracy has not improved by ``stall_tol`` for ``stall_evals``
     evaluations (``None`` turns stall detection off).
 
@@ -48,6 +51,7 @@ class JumpPolicy:
           program settle before it is frozen and validated discretely.
         * ``budget_steps=3000``: MATH jumps after ~30k examples (paper), i.e.
           ~600 steps at batch 50; 5x that leaves room for late jumps.
+        * ``solved=1.0``: only a perfect score skips the jump test; ``None`` turns it off.
         * ``stall_evals=None``: the paper's restarts sit on a plateau for a long
           time before jumping, so a plateau alone is not evidence of failure;
           turn it on (e.g. 40) where traces show dead restarts plateau early.
@@ -67,6 +71,7 @@ class JumpPolicy:
     budget_steps: int = 3000
     stall_evals: Optional[int] = None
     stall_tol: float = 0.01
+    solved: Optional[float] = 1.0
 
     def __post_init__(self) -> None:
         _require(0 < self.delta <= 1, "delta", self.delta, "a rise in (0, 1]")
@@ -74,6 +79,8 @@ class JumpPolicy:
         _require(0 <= self.floor <= 1, "floor", self.floor, "an accuracy in [0, 1]")
         _require(self.refine_evals >= 0, "refine_evals", self.refine_evals, "an integer >= 0")
         _require(self.budget_steps >= 1, "budget_steps", self.budget_steps, "an integer >= 1")
+        if self.solved is not None:
+            _require(0 < self.solved <= 1, "solved", self.solved, "None or an accuracy in (0, 1]")
         if self.stall_evals is not None:
             _require(self.stall_evals >= 1, "stall_evals", self.stall_evals, "None or an integer >= 1")
 
@@ -100,6 +107,20 @@ class JumpPolicy:
                 return i
         return None
 
+    def found(self, history: Sequence[float]) -> Optional[int]:
+        """The index of the first evaluation where the program counts as found (jump or ``solved``).
+
+        Example:
+            >>> JumpPolicy().found([1.0, 1.0]), JumpPolicy().jumped([1.0, 1.0])
+            (0, None)
+        """
+        jump = self.jumped(history)
+        if self.solved is not None:
+            for i, acc in enumerate(history[: len(history) if jump is None else jump]):
+                if acc >= self.solved - 1e-12:
+                    return i
+        return jump
+
     def stalled(self, history: Sequence[float]) -> bool:
         """Whether the best accuracy has not improved for ``stall_evals`` evaluations.
 
@@ -120,7 +141,7 @@ class JumpPolicy:
             steps: training steps the restart has done.
 
         Returns:
-            ``"continue"``, ``"converged"`` (jumped, then refined for
+            ``"continue"``, ``"converged"`` (jumped or solved, then refined for
             ``refine_evals`` evaluations), ``"stop:budget"`` (no jump within
             ``budget_steps``) or ``"stop:stalled"``.
 
@@ -128,7 +149,7 @@ class JumpPolicy:
             >>> JumpPolicy(budget_steps=100).decide([0.1, 0.1], steps=100)
             'stop:budget'
         """
-        jump = self.jumped(history)
+        jump = self.found(history)
         if jump is not None:
             # a converged restart is never cut short by the budget: refine it
             return CONVERGED if len(history) - 1 - jump >= self.refine_evals else CONTINUE

@@ -291,7 +291,7 @@ class BlockWorker:
             lane.block.clear(slot)
 
     def _converged(self, lane: _Lane, slot: int, live: _Live, steps: int) -> dict:
-        jump = self.policy.jumped(live.history)
+        jump = self.policy.found(live.history)
         program = lane.block.program(slot)
         self._release(lane, slot)
         prog_acc = float(program.accuracy(self.val_data))

@@ -52,6 +52,7 @@ def test_plateau_stops_only_when_stall_detection_is_on():
 
 def test_high_start_is_not_a_jump_but_a_rise_below_floor_is_not_either():
     assert P.jumped([0.9, 0.9, 0.9]) is None
+    assert P.decide([0.9] * 40, steps=1000) == "stop:budget"
     assert P.jumped([0.1, 0.2, 0.6]) is None  # rise of 0.5 but ends below floor 0.7
 
 
@@ -93,3 +94,12 @@ def test_bad_settings_raise_with_the_value(kwargs):
         JumpPolicy(**kwargs)
     with pytest.raises(NtptError, match="first_k"):
         StopRule(first_k=0)
+
+
+def test_a_perfect_score_counts_as_found_without_a_jump():
+    assert P.found([1.0, 1.0, 1.0]) == 0 and P.jumped([1.0, 1.0, 1.0]) is None
+    assert P.decide([1.0, 1.0], steps=50) == "continue"  # still refining
+    assert P.decide([1.0, 1.0, 1.0], steps=75) == "converged"
+    assert P.found([0.1, 0.2, 0.9, 1.0]) == 2  # the jump came first
+    off = JumpPolicy(delta=0.3, window=4, floor=0.7, refine_evals=2, budget_steps=1000, solved=None)
+    assert off.found([1.0, 1.0]) is None

@@ -8,7 +8,8 @@ from ntpt_dist.search.ray_backend import RayBackend, init_ray
 from ntpt_dist.search.records import restart_seed
 from ntpt_dist.search.worker import ModelSpec
 
-from . import fakes
+from ..interpreter import flatmodels
+from . import fakes, realmodels
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(120)]
 
@@ -18,7 +19,8 @@ POLICY = JumpPolicy(delta=0.5, window=3, floor=0.8, refine_evals=2, budget_steps
 @pytest.fixture(scope="module")
 def local_ray():
     # actors import the test helpers by value: Ray workers need not find tests/ on their path
-    ray.cloudpickle.register_pickle_by_value(fakes)
+    for module in (fakes, realmodels, flatmodels):
+        ray.cloudpickle.register_pickle_by_value(module)
     started = init_ray(num_cpus=2)
     yield
     if started:
@@ -77,3 +79,18 @@ def test_killing_an_actor_mid_search_loses_no_restart(local_ray):
     assert backend.victims  # it held restarts when it died; another actor finished them
     assert all(result.records[k]["actor"] != backend.killed["name"] for k in backend.victims)
     assert result.counts["failed"] == 0
+
+
+def test_ray_search_with_real_blocks_finds_the_correct_program(local_ray):
+    policy = JumpPolicy(delta=0.25, window=5, floor=0.5, refine_evals=2, budget_steps=200)
+    result = search(("", {}), realmodels.gates_data(), **kwargs(
+        block_factory=realmodels.gates_factory(), policy=policy, config={"lr": 0.01, "batch_size": 8},
+        eval_every=10, restarts_per_actor=4), restarts=8)
+    assert sorted(result.records) == list(range(8))
+    assert result.winner["program"]["params"] == realmodels.CORRECT
+    assert result.winner["program_val_acc"] == 1.0
+    local = search(("", {}), realmodels.gates_data(), **kwargs(
+        block_factory=realmodels.gates_factory(), policy=policy, config={"lr": 0.01, "batch_size": 8},
+        eval_every=10, restarts_per_actor=2, backend="local", actors=1), restarts=8)
+    for k in range(8):  # same restart, other actor and block size: same trajectory
+        assert result.records[k]["trajectory"] == local.records[k]["trajectory"]
