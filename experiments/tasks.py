@@ -131,10 +131,11 @@ def make_task(
         n: number of instances.
         seed: everything random comes from it (same arguments -> same data).
         data_dir: folder of the data sets (see :func:`data.data_dir`).
-        distinct: if set, first build this many distinct instances, then draw
-            the ``n`` instances from them with replacement (the paper's 64k
-            training instances from 1k or 4k distinct grids). ``None``: every
-            instance is drawn afresh.
+        distinct: if set, first build this many distinct instances, then
+            deal the ``n`` instances from them in shuffled passes, so each is
+            used equally often (the paper's 64k training instances from 1k or
+            4k distinct grids; ``n == distinct`` gives each grid once).
+            ``None``: every instance is drawn afresh.
         **sizes: MATH ``digits`` (N digits, tape length 2N - 1; default 2);
             MAZE ``W``, ``H`` (grid, default 5 x 3) and ``T`` (time steps of the
             model, default 45; paths have at most ``(T - 3) // 3`` moves).
@@ -175,7 +176,9 @@ def make_task(
     if distinct is None:
         draw = sample(rng, n)
     else:
-        draw = _distinct(sample, rng, int(distinct), name).take(rng.integers(0, distinct, size=n))
+        passes = -(-n // distinct)  # shuffled passes over the distinct set: every grid used equally often
+        order = np.concatenate([rng.permutation(distinct) for _ in range(passes)])[:n] if n else np.zeros(0, np.int64)
+        draw = _distinct(sample, rng, int(distinct), name).take(order)
     return draw.to_task(name, split, pool)
 
 
