@@ -133,12 +133,16 @@ class Program:
     def accuracy(self, batch: Mapping[str, Any], hypers: Optional[Mapping[str, int]] = None) -> float:
         """Fraction of instances whose every observed output (not ``-1``) is exact.
 
+        As for the relaxed model (``lower.prepare_batch``), an Output missing
+        from the batch is unobserved; an element with no value (``-1`` from
+        :meth:`run`) never matches an observed target.
+
         Args:
-            batch: inputs and every Output, ``-1`` marking don't care.
+            batch: inputs and Outputs, ``-1`` marking don't care.
             hypers: as in :meth:`run`.
 
         Raises:
-            DataError: an Output missing from the batch, of the wrong shape, or an empty batch.
+            DataError: no Output in the batch, one of the wrong shape, or an empty batch.
 
         Example:
             >>> from ntpt_dist.interpreter.model import compile_source
@@ -150,14 +154,15 @@ class Program:
         n = batch_size(flat, batch)
         if n == 0:
             raise DataError("the batch is empty; fix: give at least one instance")
+        observed = [d for d in flat.outputs if d.name in batch]
+        if not observed:
+            raise DataError(
+                f"the batch has none of the model's outputs {[d.name for d in flat.outputs]} (keys: {sorted(batch)}); "
+                "fix: add the expected outputs as int arrays [B, *shape], -1 where any value is acceptable"
+            )
         predicted = execute(flat, self.params, self.networks, batch)
         correct = np.ones(n, dtype=bool)
-        for d in flat.outputs:
-            if d.name not in batch:
-                raise DataError(
-                    f"output {d.name!r} is missing from the batch, which has keys {sorted(batch)}; "
-                    f"fix: add it as an int array [B, *{list(d.shape)}], -1 where any value is acceptable"
-                )
+        for d in observed:
             want = as_numpy(batch[d.name]).astype(np.int64)
             if want.shape != (n, *d.shape):
                 raise DataError(f"output {d.name!r} has shape {want.shape}, expected {(n, *d.shape)}; fix: one row per instance")

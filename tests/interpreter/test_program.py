@@ -119,7 +119,7 @@ def test_accuracy_counts_instances_with_every_observed_output_exact():
 
 def test_accuracy_data_errors():
     prog = program()
-    with pytest.raises(DataError, match="output 'y' is missing"):
+    with pytest.raises(DataError, match="none of the model's outputs"):
         prog.accuracy({"x": np.zeros((2, 2), int)})
     with pytest.raises(DataError, match="output 'y' has shape"):
         prog.accuracy({"x": np.zeros((2, 2), int), "y": np.zeros((2, 3), int)})
