@@ -24,7 +24,6 @@ Data model:
 from __future__ import annotations
 
 import abc
-import contextlib
 import uuid
 from collections.abc import Mapping
 from contextlib import AbstractContextManager as ContextManager
@@ -401,8 +400,3 @@ class LibraryStore(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, not every backend holds resources
         """Release resources (connections, files). The default does nothing."""
 
-
-@contextlib.contextmanager
-def no_lock():
-    """A merge lock that locks nothing (remote stores rely on compare-and-set)."""
-    yield

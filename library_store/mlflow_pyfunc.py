@@ -39,6 +39,10 @@ def to_inputs(model_input: Any) -> dict[str, np.ndarray]:
 class ProgramModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper: ``predict(inputs dict or DataFrame, params={"hypers": {...}})`` -> outputs dict."""
 
+    # The input is a dict or a DataFrame of array cells, which MLflow's type-hint
+    # validation cannot express; without this it warns at class creation.
+    _skip_type_hint_validation = True
+
     def load_context(self, context) -> None:
         from ..interpreter.program import Program
 

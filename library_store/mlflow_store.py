@@ -13,8 +13,10 @@ Layout (see docs/store.md):
 - registered model ``ntpt.program.<task>``: versions are pyfunc models of the
   task's programs, alias ``champion`` = its best program.
 
-Merges are serialised by a file lock next to an sqlite database; on any other
-backend the champion alias move is a compare-and-set (see ``base.merge``).
+Merges are serialised by a file lock next to an sqlite database, and on any
+other backend by a lock taken by creating the registered model
+``ntpt.lock.merge``; the champion alias move is also a compare-and-set (see
+``base.merge``).
 """
 
 from __future__ import annotations
@@ -23,28 +25,32 @@ import contextlib
 import fcntl
 import json
 import os
+import random
 import re
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager as ContextManager
 from typing import Any, Optional
 
-import mlflow
-from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
-from mlflow.exceptions import MlflowException
+# Each artifact read is one small file: MLflow's per-download progress bar is noise.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import mlflow  # noqa: E402 - after the environment default above
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Metric, Param  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
 
 from ..interpreter.errors import NtptError
-from .base import CHAMPION, LibraryStore, NetState, NetVersion, ProgramRecord, no_lock
+from .base import CHAMPION, LibraryStore, NetState, NetVersion, ProgramRecord
 from .codec import encode, read_file
 from .mlflow_plots import trajectories_png
 from .mlflow_pyfunc import PROGRAM_ARTIFACT, save_program_model
 from .mlflow_search import SearchLogging
 
 KIND = "ntpt.kind"
+LOCK = "ntpt.lock.merge"
 _BATCH = 1000  # MLflow's limit on metrics per log_batch call
 
 
@@ -75,6 +81,9 @@ class MlflowStore(SearchLogging, LibraryStore):
         >>> store = MlflowStore("sqlite:////tmp/ntpt-store/mlflow.db")      # doctest: +SKIP
         >>> store.load_library()                                           # doctest: +SKIP
     """
+
+    lock_ttl_s: float = 1800.0  # a registry lock older than this is treated as left by a dead holder
+    lock_timeout_s: float = 3600.0  # how long a merge waits for the registry lock
 
     def __init__(self, uri: str, artifact_root: Optional[str] = None) -> None:
         self.uri = uri
@@ -221,8 +230,8 @@ class MlflowStore(SearchLogging, LibraryStore):
         return {m.tags["ntpt.name"]: int(m.aliases[CHAMPION]) for m in self._models("net") if CHAMPION in m.aliases}
 
     def _swap_champions(self, expected: Mapping[str, Optional[int]], new: Mapping[str, int]) -> bool:
-        # Under the sqlite file lock this check-then-set is atomic for ntpt writers; on a
-        # remote server another writer can slip in between (documented in docs/store.md).
+        # Called under the merge lock, so no ntpt writer moves an alias in between; the
+        # check still catches writers that bypass the lock (documented in docs/store.md).
         if any(self._alias(net_model(name)) != expected.get(name) for name in new):
             return False
         for name, version in new.items():
@@ -301,26 +310,74 @@ class MlflowStore(SearchLogging, LibraryStore):
 
     # ---- merges
 
-    def _merge_lock(self) -> ContextManager[None]:
-        return self._file_lock() if self._db_path else no_lock()
-
     @contextlib.contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        # The thread lock orders this process's threads; flock orders processes sharing the db.
+    def _merge_lock(self) -> Iterator[None]:
+        # The thread lock orders this process's threads; the file lock (sqlite) or the
+        # registry lock (any other backend) orders processes and machines.
         with self._thread_lock:
             self._lock_depth += 1
             try:
-                if self._lock_depth > 1:  # re-entered (set_champion inside merge): already held
+                if self._lock_depth > 1:  # re-entered (set_champion inside a merge): already held
                     yield
-                    return
-                with open(f"{self._db_path}.merge.lock", "a") as handle:
-                    fcntl.flock(handle, fcntl.LOCK_EX)
-                    try:
+                else:
+                    with self._file_lock() if self._db_path else self._registry_lock():
                         yield
-                    finally:
-                        fcntl.flock(handle, fcntl.LOCK_UN)
             finally:
                 self._lock_depth -= 1
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """flock on ``<db>.merge.lock``: released by the kernel even if the holder dies."""
+        with open(f"{self._db_path}.merge.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _registry_lock(self) -> Iterator[None]:
+        """A lock held by creating the registered model ``ntpt.lock.merge``.
+
+        Creating a registered model is atomic on every MLflow backend (its name is
+        the primary key), so at most one client holds it. A holder that dies leaves
+        it behind; others break it once its ``ntpt.lock.expires`` tag has passed.
+        """
+        token = uuid.uuid4().hex
+        deadline = time.time() + self.lock_timeout_s
+        while True:
+            expires = f"{time.time() + self.lock_ttl_s:.3f}"
+            try:
+                self.client.create_registered_model(
+                    LOCK, tags={KIND: "lock", "ntpt.lock.owner": token, "ntpt.lock.expires": expires},
+                    description="held by ntpt-dist while a merge moves champion aliases",
+                )
+                break
+            except MlflowException as exc:
+                if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+                    raise
+            self._break_stale_lock()
+            if time.time() > deadline:
+                raise NtptError(
+                    f"could not take the merge lock {LOCK!r} on {self.uri} within {self.lock_timeout_s} s; "
+                    "fix: wait for the other merge, or delete the registered model if its holder died"
+                )
+            time.sleep(0.1 + random.random() * 0.3)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(MlflowException):
+                if self.client.get_registered_model(LOCK).tags.get("ntpt.lock.owner") == token:
+                    self.client.delete_registered_model(LOCK)
+
+    def _break_stale_lock(self) -> None:
+        try:
+            held = self.client.get_registered_model(LOCK)
+        except MlflowException:
+            return
+        if float(held.tags.get("ntpt.lock.expires", "inf")) < time.time():
+            with contextlib.suppress(MlflowException):
+                self.client.delete_registered_model(LOCK)
 
     def _record_merge(self, decision: Mapping[str, Any], search_id: Optional[str]) -> None:
         run_id = self._home_run(decision["task"], search_id)

@@ -49,5 +49,9 @@ def mlflow_server(tmp_path_factory) -> str:
         yield uri
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the group of the server we started (uvicorn worker included)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
         log.close()

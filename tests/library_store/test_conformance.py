@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pytest
-
 from ntpt_dist.interpreter.errors import NtptError
 from ntpt_dist.library_store.memory import MemoryStore
 

@@ -1,0 +1,34 @@
+"""The .npz blob format for programs, records and NetStates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ntpt_dist.interpreter.errors import NtptError
+from ntpt_dist.library_store.codec import decode, encode, read_file, write_file
+
+
+def test_round_trip_keeps_dtypes_shapes_and_structure():
+    value = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "ids": np.array([1, 2], np.int64),
+             "mask": np.array([True, False]), "nested": [{"x": np.float64(1.5), "t": (1, 2)}], "none": None}
+    back = decode(encode(value))
+    assert back["w"].dtype == np.float32 and back["w"].shape == (2, 3)
+    np.testing.assert_array_equal(back["w"], value["w"])
+    assert back["ids"].dtype == np.int64 and back["mask"].dtype == np.bool_
+    assert back["nested"] == [{"x": 1.5, "t": [1, 2]}] and back["none"] is None
+
+
+def test_corrupted_blob_is_an_ntpt_error_naming_it():
+    data = encode({"w": np.zeros(3)})
+    with pytest.raises(NtptError, match="weights of net_0 is corrupted"):
+        decode(data[: len(data) // 2], "weights of net_0")
+    with pytest.raises(NtptError, match="corrupted"):
+        decode(b"not a zip at all")
+
+
+def test_missing_file_names_the_path(tmp_path):
+    path = tmp_path / "p.npz"
+    write_file(str(path), {"a": 1})
+    assert read_file(str(path), "x") == {"a": 1}
+    with pytest.raises(NtptError, match=f"program of 'MATH' is missing: no file at {tmp_path}/gone.npz"):
+        read_file(str(tmp_path / "gone.npz"), "program of 'MATH'")

@@ -1,0 +1,141 @@
+"""What only the MLflow backend does: its layout in MLflow, artifact errors, processes, pyfunc."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from ntpt_dist.interpreter.errors import NtptError
+from ntpt_dist.library_store.api import best_program
+from ntpt_dist.library_store.mlflow_store import MlflowStore, net_model, program_model
+
+from .helpers import net, program, quality, real_program_available, uid
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> MlflowStore:
+    folder = tmp_path_factory.mktemp("mlflow-store")
+    return MlflowStore(f"sqlite:///{folder}/mlflow.db")
+
+
+def local_path(uri: str) -> str:
+    return urlparse(uri).path
+
+
+def test_search_and_merge_layout_in_mlflow(store):
+    task, name = uid("MATH"), uid("net")
+    sid = store.start_search(task, {"restarts": 2, "policy": {"window": 5}})
+    prog = program({name: net(0.9)})
+    records = [
+        {"index": k, "seed": k, "status": s, "jump_step": j, "trajectory": [[10 * i, a * i / 4] for i in range(5)],
+         "program": prog}
+        for k, s, j, a in ((0, "stopped", None, 0.3), (1, "converged", 20, 0.9))
+    ]
+    store.log_restarts(sid, records)
+    store.end_search(sid, {"converged": 1}, records[1])
+    store.merge(task, prog, lambda t, lib: quality(lib[name]) if name in lib else 0.5, search_id=sid)
+
+    client = store.client
+    experiment = client.get_experiment_by_name(f"ntpt/{task}")
+    run = client.search_runs([experiment.experiment_id], f"tags.`ntpt.search_id` = '{sid}'")[0]
+    history = client.get_metric_history(run.info.run_id, "val_acc/restart_1")
+    assert [m.step for m in history] == [0, 10, 20, 30, 40] and history[-1].value == pytest.approx(0.9)
+    assert run.data.params["policy.window"] == "5" and run.data.tags["ntpt.status"] == "finished"
+    assert run.data.tags["ntpt.merge.accepted"] == "true" and run.info.status == "FINISHED"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"program.txt", "trajectories.png", "summary.json", "config.json", "restarts", "merges"} <= artifacts
+    png = local_path(f"{run.info.artifact_uri}/trajectories.png")
+    assert open(png, "rb").read(4) == b"\x89PNG"
+    assert "p" in open(local_path(f"{run.info.artifact_uri}/program.txt")).read()
+    champion = client.get_model_version_by_alias(net_model(name), "champion")
+    assert (champion.tags["ntpt.task"], champion.tags["ntpt.search_id"]) == (task, sid)
+    assert champion.tags["ntpt.signature"] == "net(img[4]) -> digit"
+    version = client.get_model_version_by_alias(program_model(task), "champion")
+    assert version.tags["ntpt.val_acc"] == "0.900000" and version.run_id == run.info.run_id
+    artifact_root = os.path.join(os.path.dirname(store.uri[len("sqlite:///"):]), "artifacts")
+    assert local_path(run.info.artifact_uri).startswith(artifact_root)  # explicit folder next to the db
+
+
+def test_missing_weights_name_network_version_and_path(store):
+    name = uid("net")
+    version = store.add_net_version(name, net(0.5))
+    source = store.client.get_model_version(net_model(name), str(version)).source
+    os.remove(local_path(f"{source}/net.npz"))
+    with pytest.raises(NtptError, match=rf"weights of network '{name}' version 1 .* is missing: .*net\.npz"):
+        store.get_net_version(name, version)
+
+
+def test_corrupted_program_names_task_and_version(store):
+    task = uid("T")
+    store.set_program_champion(task, store.add_program(task, program({}), val_acc=0.5))
+    source = store.client.get_model_version(program_model(task), "1").source
+    with open(local_path(f"{source}/artifacts/program.npz"), "wb") as handle:
+        handle.write(b"garbage")
+    with pytest.raises(NtptError, match=rf"program of task '{task}' version 1 .* is corrupted"):
+        best_program(task, store)
+
+
+_MERGER = textwrap.dedent("""
+    import os, sys, time
+    import numpy as np
+    from ntpt_dist.library_store.mlflow_store import MlflowStore
+    uri, task, name, q, barrier = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
+    state = {"w0": np.full((4, 3), q, np.float32), "b0": np.zeros(3, np.float32)}
+    prog = {"source": "p = Param(2)\\n", "filename": "t", "hypers": {}, "params": {"p": 1},
+            "networks": {name: {"signature": "s", "state": state}}}
+    def evaluate(t, lib):
+        time.sleep(0.3)
+        return float(lib[name]["state"]["w0"][0, 0]) if name in lib else 0.5
+    store = MlflowStore(uri)
+    store.champion_versions()  # connect first, then wait for the other process: the merges overlap
+    open(os.path.join(barrier, task), "w").close()
+    deadline = time.time() + 60
+    while len(os.listdir(barrier)) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    out = store.merge(task, prog, evaluate)
+    print(task, out.decision.accepted, out.attempts)
+""")
+
+
+def test_two_processes_merging_into_one_sqlite_store(store, tmp_path):
+    base, t1, t2, name = uid("T0"), uid("T1"), uid("T2"), uid("net")
+    store.merge(base, program({name: net(0.5)}), lambda t, lib: quality(lib[name]) if name in lib else 0.5)
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _MERGER, store.uri, task, name, str(q), str(tmp_path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for task, q in ((t1, 0.6), (t2, 0.8))
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+    assert store.program_versions(t1) == [1] and store.program_versions(t2) == [1]
+    assert len(store.merges(t1)) == 1 and len(store.merges(t2)) == 1
+    champion = store.champion_versions()[name]
+    assert quality(store.get_net_version(name, champion).net) == pytest.approx(0.8)
+
+
+@pytest.mark.skipif(real_program_available() is not None, reason=str(real_program_available()))
+def test_pyfunc_round_trip(store):
+    import mlflow
+    import pandas as pd
+
+    task = uid("T")
+    store.merge(task, program({}, p=0), lambda t, lib: 1.0, test_acc=0.95)
+    previous = mlflow.get_registry_uri()
+    mlflow.set_registry_uri(store.uri)
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{program_model(task)}@champion")
+    finally:
+        mlflow.set_registry_uri(previous)
+    x = np.array([0, 2, 1])
+    np.testing.assert_array_equal(model.predict({"x": x})["y"], x)
+    np.testing.assert_array_equal(model.predict(pd.DataFrame({"x": x}))["y"], x)
+    stored = best_program(task, store)
+    assert "p = 0" in stored.source and stored.test_accuracy == 0.95
+    np.testing.assert_array_equal(stored.run({"x": x})["y"], x)
