@@ -160,6 +160,8 @@ def make_task(
         raise NtptError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if not isinstance(n, (int, np.integer)) or n < 0:
         raise NtptError(f"n must be a non-negative int, got {n!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise NtptError(f"seed must be a non-negative int, got {seed!r}")
     if distinct is not None and (not isinstance(distinct, (int, np.integer)) or distinct < 1):
         raise NtptError(f"distinct must be a positive int or None, got {distinct!r}")
     allowed = SIZES.get(scenario, {})

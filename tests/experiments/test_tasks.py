@@ -211,6 +211,7 @@ def test_take_selects_instances(fake_data):
         ({"name": "ADD2x2:middle"}, "unknown task 'ADD2x2:middle'.*did you mean"),
         ({"split": "dev"}, "split must be one of train, val, test, got 'dev'"),
         ({"n": -1}, "n must be a non-negative int, got -1"),
+        ({"seed": -1}, "seed must be a non-negative int, got -1"),
         ({"distinct": 0}, "distinct must be a positive int or None, got 0"),
         ({"digits": 3}, r"ADD2x2:top takes the sizes none, got \['digits'\]"),
         ({"name": "MATH", "digits": 0}, "MATH needs digits >= 1"),
