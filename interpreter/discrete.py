@@ -5,7 +5,8 @@ element has no value on that instance's path (TerpreT's partial assignment).
 A case's condition is a boolean mask, the cases of one Assign are merged with
 ``np.where``, ``@Runtime`` calls index their table with the argument arrays and
 ``@Learn`` calls run the network on one-hot integer arguments / flattened
-tensor cells and take the argmax. Each distinct call is computed once per batch.
+tensor cells and take the argmax. Each distinct call is computed once per batch,
+and only for the instances whose path reaches it.
 
 This is the discrete meaning of ntpt-language.md: with one-hot Params (and
 argmax'd network outputs) the relaxed model gives exactly these values.
@@ -108,7 +109,7 @@ class _Executor:
         self.tensors = tensors
         self.nets = nets
         self.n = n
-        self.cache: dict[Call, np.ndarray] = {}
+        self.cache: dict[Call, tuple[np.ndarray, np.ndarray]] = {}  # call -> (values, rows computed)
 
     def read(self, e: Elem) -> np.ndarray:
         return self.values[e.name][(slice(None), *e.index)]
@@ -120,7 +121,7 @@ class _Executor:
             sel = self.condition(case, stmt)
             if not sel.any():
                 continue
-            val = self.eval(case.expr)
+            val = self.eval(case.expr, sel)
             bad = sel & (val < 0)
             if bad.any():
                 self.fail_unassigned(case, stmt, _leaves(case.expr), bad)
@@ -147,16 +148,27 @@ class _Executor:
             self.fail_unassigned(case, stmt, [a.elem for a in case.cond], bad)
         return sel
 
-    def eval(self, e: Expr) -> np.ndarray:
+    def eval(self, e: Expr, need: np.ndarray) -> np.ndarray:
+        """Values of ``e``; only the rows in ``need`` are guaranteed (calls are lazy per row)."""
         if isinstance(e, Const):
             return np.full(self.n, e.value, dtype=np.int64)
         if isinstance(e, Elem):
             return self.read(e)
         assert isinstance(e, Call), f"unexpected expression {e!r} outside a @Learn call"
         if e not in self.cache:
-            args = [a if isinstance(a, TensorElem) else self.eval(a) for a in e.args]
-            self.cache[e] = self.runtime(e, args) if e.fn in self.flat.runtimes else self.learn(e, args)
-        return self.cache[e]
+            self.cache[e] = (np.full(self.n, -1, dtype=np.int64), np.zeros(self.n, dtype=bool))
+        values, done = self.cache[e]
+        todo = need & ~done
+        if todo.any():
+            # A network runs only on the instances whose path reaches the call (most
+            # maze cells are never looked at by most instances); runtimes are cheap.
+            args = [a if isinstance(a, TensorElem) else self.eval(a, todo) for a in e.args]
+            if e.fn in self.flat.runtimes:
+                values[todo] = self.runtime(e, args)[todo]
+            else:
+                values[todo] = self.learn(e, args, np.flatnonzero(todo))
+            done |= todo
+        return values
 
     def runtime(self, call: Call, args: list[np.ndarray]) -> np.ndarray:
         fn = self.flat.runtimes[call.fn]
@@ -166,16 +178,18 @@ class _Executor:
         res = fn.table[tuple(np.maximum(a, 0) for a in args)].astype(np.int64)
         return np.where(invalid, -1, res)
 
-    def learn(self, call: Call, args: list) -> np.ndarray:
+    def learn(self, call: Call, args: list, rows: np.ndarray) -> np.ndarray:
+        """Argmax of the network on the given rows (instance indices)."""
         fn = self.flat.learns[call.fn]
-        invalid = np.zeros(self.n, dtype=bool)
+        invalid = np.zeros(len(rows), dtype=bool)
         feats = []
         for spec, a in zip(fn.args, args):
             if isinstance(spec, TensorArg):
                 assert isinstance(a, TensorElem), f"{call}: tensor argument expected"
-                cell = self.tensors[a.name][(slice(None), *a.index)]
-                feats.append(cell.reshape(self.n, -1))
+                cell = self.tensors[a.name][(rows, *a.index)]
+                feats.append(cell.reshape(len(rows), -1))
             else:
+                a = a[rows]
                 invalid |= a < 0
                 feats.append(np.eye(spec, dtype=np.float32)[np.maximum(a, 0)])
         scores = mlp_scores(self.nets[call.fn], np.concatenate(feats, axis=1))

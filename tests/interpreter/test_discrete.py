@@ -268,3 +268,25 @@ def test_network_errors():
     bad = {"signature": g.signature, "state": {**bad["state"], "w1": np.zeros((3, 5))}}
     with pytest.raises(NtptError, match="'w1' has shape"):
         execute(flat, {}, {"g": bad}, {"x": np.zeros(1, int)})
+
+
+def test_network_runs_only_on_instances_whose_path_reaches_it(monkeypatch):
+    g = LearnFn("g", (TensorArg((3,)),), 2, ())
+    net = random_netstate(g, np.random.default_rng(2))
+    call = Call("g", (TensorElem("img", (0,)),))
+    flat = model(
+        [decl("x", "input", 2, (2,)), decl("y", "output", 2, (2,))],
+        [Assign(Elem("y", (t,)), (Case((atom("x", 0, index=(t,)),), call), Case((atom("x", 1, index=(t,)),), Const(1))), True)
+         for t in range(2)],
+        learns=[g],
+        tensors=[TensorDecl("img", (3,), (1,), SPAN)],
+    )
+    rows = []
+    real = discrete.mlp_scores
+    monkeypatch.setattr(discrete, "mlp_scores", lambda st, x: rows.append(len(x)) or real(st, x))
+    img = np.random.default_rng(3).standard_normal((5, 1, 3)).astype(np.float32)
+    x = np.array([[0, 1], [1, 1], [1, 0], [0, 0], [1, 1]])
+    out = execute(flat, {}, {"g": net}, {"x": x, "img": img})
+    assert rows == [2, 1]  # instances 0 and 3 at t=0, then only instance 2 is new at t=1
+    want = real(net["state"], img[:, 0]).argmax(1)
+    assert out["y"].tolist() == [[want[0], 1], [1, 1], [1, want[2]], [want[3], want[3]], [1, 1]]
