@@ -100,6 +100,13 @@ class TrainConfig:
             raise NtptError(f"eval_every must be >= 1, got {self.eval_every}; fix: pass a positive number of steps")
 
 
+def _per_slot_sum(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """Sum over every dimension but the restart ``axis`` -> ``[R]``, reducing leading dims first
+    (contiguous row sums are much faster than a strided reduction over a middle axis)."""
+    lead = int(np.prod(x.shape[:axis]))
+    return x.reshape(lead, -1).sum(0).reshape(x.shape[axis], -1).sum(1)
+
+
 def _flat_of(model: Any) -> FlatModel:
     flat = getattr(model, "flat", model)
     if not isinstance(flat, FlatModel):
@@ -149,6 +156,7 @@ class RestartBlock:
             self._lr.append(cfg.lr * scale)
         self._m = [torch.zeros_like(t) for _, t, _ in self._tensors]
         self._v = [torch.zeros_like(t) for _, t, _ in self._tensors]
+        self._buf = [torch.empty_like(t) for _, t, _ in self._tensors]  # reused: no 200 MB allocation per step
         self._gens = [torch.Generator() for _ in range(slots)]
         self._seeds: list[Optional[int]] = [None] * slots
         self._steps = np.zeros(slots, dtype=np.int64)
@@ -259,42 +267,44 @@ class RestartBlock:
         cfg, low = self.config, self.lowered
         grads = [t.grad if t.grad is not None else torch.zeros_like(t) for _, t, _ in self._tensors]
         sq = torch.zeros(self.slots, dtype=low.dtype, device=low.device)
-        for (_, _t, axis), g in zip(self._tensors, grads):
-            sq += g.pow(2).sum(dim=[d for d in range(g.dim()) if d != axis])
+        for (_, _t, axis), g, buf in zip(self._tensors, grads, self._buf):
+            sq += _per_slot_sum(torch.mul(g, g, out=buf), axis)
         finite = torch.isfinite(loss) & torch.isfinite(sq)
-        newly = live & ~finite.cpu().numpy()
-        self._diverged |= newly
-        ok = live_t & finite
+        ok_np = live & finite.cpu().numpy()
+        self._diverged |= live & ~ok_np
+        ok = torch.as_tensor(ok_np, device=low.device)
         scale = torch.ones_like(sq)
         if cfg.clip_norm is not None:
             scale = (cfg.clip_norm / (sq.sqrt() + 1e-12)).clamp(max=1.0)
         scale = torch.where(ok, scale, torch.zeros_like(scale))
-        ok_np = ok.cpu().numpy()
+        frozen = np.flatnonzero(~ok_np)
         noise_std = np.sqrt(cfg.grad_noise / (1.0 + self._steps) ** 0.55)
         b1, b2 = cfg.betas
         t_next = t_slot + 1
+        # Per-slot factors instead of full-size masks: a frozen slot gets a zero gradient and
+        # moment decays of 1, so its weights and optimizer state stay exactly as they were.
+        keep = lambda decay: torch.where(ok, torch.full_like(sq, decay), torch.ones_like(sq))  # noqa: E731
         for i, ((key, t, axis), g) in enumerate(zip(self._tensors, grads)):
             shape = [1] * t.dim()
             shape[axis] = self.slots
-            okb = ok.view(shape)
-            g = torch.where(okb, g * scale.view(shape), torch.zeros_like(g))  # where: NaN * 0 would stay NaN
+            for slot in frozen:  # zero the lane, NaN included (NaN * 0 would stay NaN)
+                g.select(axis, int(slot)).zero_()
+            g.mul_(scale.view(shape))
             if cfg.grad_noise > 0 and key.startswith("param:"):
-                for slot in np.flatnonzero(ok_np):  # drawn from each slot's own generator, in slot-independent order
+                for slot in np.flatnonzero(ok_np):  # from each slot's own generator: slot-independent draws
                     noise = torch.randn(t.shape[1:], generator=self._gens[slot], dtype=torch.float32)
                     g[slot] += (noise_std[slot] * noise).to(g.dtype)
             m, v, lr = self._m[i], self._v[i], self._lr[i]
             if cfg.optimizer == "rmsprop":
-                v_new = cfg.rms_decay * v + (1 - cfg.rms_decay) * g * g
-                delta = lr * g / (v_new.sqrt() + cfg.eps)
+                v.mul_(keep(cfg.rms_decay).view(shape)).addcmul_(g, g, value=1 - cfg.rms_decay)
+                t.addcdiv_(g, torch.sqrt(v, out=self._buf[i]).add_(cfg.eps), value=-lr)
             else:
-                m_new = b1 * m + (1 - b1) * g
-                v_new = b2 * v + (1 - b2) * g * g
-                c1 = (1 - b1 ** t_next).view(shape)
-                c2 = (1 - b2 ** t_next).view(shape)
-                delta = lr * (m_new / c1) / ((v_new / c2).sqrt() + cfg.eps)
-                m.copy_(torch.where(okb, m_new, m))
-            v.copy_(torch.where(okb, v_new, v))
-            t.sub_(torch.where(okb, delta, torch.zeros_like(delta)))
+                m.mul_(keep(b1).view(shape)).add_(g, alpha=1 - b1)
+                v.mul_(keep(b2).view(shape)).addcmul_(g, g, value=1 - b2)
+                c1 = torch.where(ok, 1 - b1 ** t_next, torch.ones_like(sq)).view(shape)
+                c2 = torch.where(ok, 1 - b2 ** t_next, torch.ones_like(sq)).view(shape)
+                step = (m / c1) * torch.where(ok, torch.ones_like(sq), torch.zeros_like(sq)).view(shape)
+                t.addcdiv_(step, (v / c2).sqrt_().add_(cfg.eps), value=-lr)
         self._steps[ok_np] += 1
         self.last_loss = np.where(ok_np, loss.cpu().numpy().astype(np.float64), np.nan)
 

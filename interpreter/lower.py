@@ -194,18 +194,19 @@ class _StaticNet:
                 name, cells = key
                 t = ctx.batch.tensors[name]
                 t = t.reshape(t.shape[0], t.shape[1], cells, -1)  # [S, B, cells, D]
-                part = t[:, :, idx]  # [S, B, C, D]
+                # Calls reading every cell in order (the usual "with X as x: with Y as y") need no gather.
+                part = t if idx is None else t[:, :, idx]  # [S, B, C, D]
             elif kind == "input":
                 part = ctx.onehots[key][:, :, idx]  # [S, B, C, K]
             else:  # constants: idx is their one-hot matrix [C, K]
                 part = idx.unsqueeze(0).unsqueeze(0)  # [1, 1, C, K]
-            parts.append(part.transpose(1, 2).expand(s, c, b, part.shape[-1]))
+            parts.append(part.expand(s, b, c, part.shape[-1]))
         x = torch.cat(parts, -1) if len(parts) > 1 else parts[0]
-        x = x.reshape(s, c * b, -1)  # [S, C*B, D], call-major
-        scores = self.net.scores(x[0] if s == 1 else x)  # [R, C*B, K]
-        out = _net_output(scores, ctx.hard_nets).unflatten(1, (c, b))
+        x = x.reshape(s, b * c, -1)  # [S, B*C, D], instance-major: a view for one in-order tensor block
+        scores = self.net.scores(x[0] if s == 1 else x)  # [R, B*C, K]
+        out = _net_output(scores, ctx.hard_nets).unflatten(1, (b, c))
         for i, slot in enumerate(self.outs):
-            v[slot] = out[:, i]
+            v[slot] = out[:, :, i]
 
 
 class _DynamicNet:
@@ -238,8 +239,8 @@ class _Mix:
     """
 
     def __init__(self, out: int, atom_slots: list[int], idx: torch.Tensor, pad: bool, const: Optional[torch.Tensor],
-                 group: Optional[torch.Tensor], exprs: list[int], size: int):
-        self.out, self.atom_slots, self.pad, self.const = out, atom_slots, pad, const
+                 group: Optional[torch.Tensor], exprs: list[int], size: int, total: bool):
+        self.out, self.atom_slots, self.pad, self.const, self.total = out, atom_slots, pad, const, total
         self.group, self.exprs, self.size = group, exprs, size
         self.cols = [idx[:, j] for j in range(idx.shape[1])]
 
@@ -266,6 +267,11 @@ class _Mix:
                 stack = torch.stack([v[s].expand(r, b, self.size) for s in self.exprs], -2)  # [R, B, E, K]
                 dyn = (pe.unsqueeze(-2) @ stack).squeeze(-2)
             out = dyn if out is None else out + dyn
+        if self.total:
+            # The cases cover every path, so the mass is exactly 1 for ANY Params/networks: dividing by it
+            # changes neither the function nor its gradient, but stops rounding errors in the mass from
+            # compounding over a long unroll (they grow ~3x per step of the Fig. 1 maze without it).
+            out = out / out.sum(-1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
         v[self.out] = out
 
 
@@ -367,12 +373,15 @@ class _Planner:
 
     def _static_nets(self) -> None:
         """One op per network for all its calls on data only (tensor cells, Inputs, constants)."""
-        calls: dict[str, list[Call]] = {}
+        calls: dict[str, dict[Call, None]] = {}
         for c in _calls(self.flat):
-            if c.fn in self.flat.learns and c not in calls.get(c.fn, []) and all(self._is_data(a) for a in c.args):
-                calls.setdefault(c.fn, []).append(c)
-        for name, group in sorted(calls.items()):
+            if c.fn in self.flat.learns and all(self._is_data(a) for a in c.args):
+                calls.setdefault(c.fn, {})[c] = None
+        for name, unique in sorted(calls.items()):
             fn = self.flat.learns[name]
+            # Cell order, so that calls covering a whole tensor grid read it without a gather.
+            group = sorted(unique, key=lambda c: [(type(a).__name__, getattr(a, "name", ""), getattr(a, "index", ()),
+                                                   getattr(a, "value", 0)) for a in c.args])
             blocks = [self._block(spec, [c.args[j] for c in group]) for j, spec in enumerate(fn.args)]
             if any(b is None for b in blocks):
                 continue  # mixed sources at one argument position: computed call by call
@@ -392,7 +401,8 @@ class _Planner:
                 return None
             shape = self.flat.tensors[first.name].shape
             idx = [int(np.ravel_multi_index(a.index, shape)) if shape else 0 for a in args]
-            return ("tensor", (first.name, int(np.prod(shape))), torch.tensor(idx, device=self.device))
+            ident = idx == list(range(int(np.prod(shape))))
+            return ("tensor", (first.name, int(np.prod(shape))), None if ident else torch.tensor(idx, device=self.device))
         if all(isinstance(a, Const) for a in args):
             return ("const", None, torch.stack([self.onehot(a.value, spec) for a in args]).to(self.device))
         if all(isinstance(a, Elem) and a.name == first.name for a in args):
@@ -456,7 +466,7 @@ class _Planner:
             group = None  # every case has its own expression: no summing needed
         out = self.new()
         self.ops.append(_Mix(out, atom_slots, idx, pad, const.to(self.device) if has_const else None,
-                             None if group is None else group.to(self.device), list(dyn), size))
+                             None if group is None else group.to(self.device), list(dyn), size, st.total))
         self.slot_of[st.target] = out
 
 
