@@ -12,6 +12,11 @@ Example:
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from typing import Any, Optional, Union
 
 from ..interpreter.errors import NtptError
@@ -150,7 +155,27 @@ def best_program(task: str, store: StoreLike = None, version: Union[int, str] = 
         >>> prog = best_program("MATH")                   # doctest: +SKIP
         >>> print(prog.source); prog.run(batch)["result"]  # doctest: +SKIP
     """
+    if store is None or (isinstance(store, str) and store.startswith("sqlite:///")):
+        fast = _read_sqlite_program(task, store or default_uri(), version)
+        if fast is not None:
+            return fast
     return StoredProgram(_open(store).get_program(task, version))
+
+
+def _read_sqlite_program(task: str, uri: str, version: Union[int, str]) -> Optional[StoredProgram]:
+    """The stored program read straight from an sqlite store (no MLflow import), or None to use the client."""
+    from .codec import read_file
+    from .sqlite_read import program_blob_path
+
+    found = program_blob_path(_local(uri), f"ntpt.program.{task}", version)
+    if found is None or not os.path.isfile(found[1]):
+        return None  # the client path gives the full error message
+    number, path = found
+    record = read_file(path, f"program of task {task!r} version {number} in store {uri} ({path})")
+    return StoredProgram(ProgramRecord(
+        task, number, record["program"], record["val_acc"], record["test_acc"], record["library_version"],
+        record["search_id"], record["seed"], record["hypers"], record["merge"],
+    ))
 
 
 def load_library(store: StoreLike = None, version: base.Version = CHAMPION) -> dict[str, NetState]:
@@ -171,3 +196,57 @@ def load_library(store: StoreLike = None, version: base.Version = CHAMPION) -> d
         {}
     """
     return _open(store).load_library(version)
+
+
+def serve_ui(store: StoreLike = None, port: Optional[int] = None, wait_s: float = 120.0) -> tuple[subprocess.Popen, str]:
+    """Start the MLflow UI (``mlflow server``) for a database store on 127.0.0.1 and wait until it answers.
+
+    Args:
+        store: a store or URI with a database backend (``sqlite:///...``); None = the embedded default.
+        port: the port; None picks a free one.
+        wait_s: how long to wait for ``/health``.
+
+    Returns:
+        ``(process, url)``; stop it with ``process.terminate()``.
+
+    Raises:
+        NtptError: the store is in memory or already a server, or the UI did not start (its log is quoted).
+
+    Example:
+        >>> proc, url = serve_ui("sqlite:///ntpt-store/mlflow.db")   # doctest: +SKIP
+        >>> proc.terminate()                                         # doctest: +SKIP
+    """
+    uri = store.uri if isinstance(store, base.LibraryStore) else (store or default_uri())
+    if uri == MEMORY or uri.startswith(("http://", "https://")):
+        raise NtptError(
+            f"serve_ui needs a database store, but got {uri!r}; fix: an in-memory store has no UI, "
+            "and a server URI already is one (open it in a browser)"
+        )
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true")}
+    log = open(os.path.join(os.path.dirname(_local(uri)) or ".", f"mlflow-ui-{port}.log"), "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + wait_s
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2)
+            return proc, url
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.terminate()
+                with open(log.name) as handle:
+                    tail = handle.read()[-1500:]
+                raise NtptError(f"the MLflow UI for {uri} did not start on {url}; its log ends:\n{tail}") from None
+            time.sleep(0.5)
+
+
+def _local(uri: str) -> str:
+    return uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""

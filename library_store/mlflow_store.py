@@ -46,7 +46,6 @@ from ..interpreter.errors import NtptError
 from .base import CHAMPION, LibraryStore, NetState, NetVersion, ProgramRecord
 from .codec import encode, read_file
 from .mlflow_plots import trajectories_png
-from .mlflow_pyfunc import PROGRAM_ARTIFACT, save_program_model
 from .mlflow_search import SearchLogging
 
 KIND = "ntpt.kind"
@@ -264,6 +263,8 @@ class MlflowStore(SearchLogging, LibraryStore):
             blob = os.path.join(tmp, "program.npz")
             with open(blob, "wb") as handle:
                 handle.write(encode(record))
+            from .mlflow_pyfunc import save_program_model  # mlflow.pyfunc is a heavy import: only writers need it
+
             save_program_model(os.path.join(tmp, "model"), blob)
             self.client.log_artifacts(run_id, os.path.join(tmp, "model"), folder)
         self._registered(program_model(task), "program", {"ntpt.task": task})
@@ -284,7 +285,7 @@ class MlflowStore(SearchLogging, LibraryStore):
             raise NtptError(
                 f"{what} does not exist (versions: {self.program_versions(task)}); fix: pass one of those or 'champion'"
             ) from exc
-        uri = f"{found.source}/artifacts/{PROGRAM_ARTIFACT}.npz"
+        uri = f"{found.source}/artifacts/program.npz"  # where save_program_model puts the blob
         record = read_file(self._download(uri, what), f"{what} ({uri})")
         return ProgramRecord(
             task, version, record["program"], record["val_acc"], record["test_acc"], record["library_version"],

@@ -80,6 +80,17 @@ def test_corrupted_program_names_task_and_version(store):
         best_program(task, store)
 
 
+def test_best_program_from_an_sqlite_uri_skips_mlflow(store):
+    task = uid("T")
+    store.merge(task, program({"n": net(0.3)}, p=2), lambda t, lib: 0.75, test_acc=0.7, seed=4)
+    fast, slow = best_program(task, store.uri), best_program(task, store)
+    assert (fast.version, fast.accuracy, fast.test_accuracy, fast.seed) == (slow.version, 0.75, 0.7, 4)
+    np.testing.assert_array_equal(fast.record.program["networks"]["n"]["state"]["w0"], net(0.3)["state"]["w0"])
+    code = f"import sys, ntpt_dist; ntpt_dist.best_program({task!r}, {store.uri!r}); print('mlflow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
+
+
 _MERGER = textwrap.dedent("""
     import os, sys, time
     import numpy as np
