@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-
 from ntpt_dist.interpreter.ir import (
     NO_SPAN,
     Assign,
@@ -130,24 +129,22 @@ def maze(T: int = 45, W: int = 5, H: int = 3, img: tuple[int, ...] = (3, 32, 32)
         h1, h0 = at(E("is_halted", t), 1), at(E("is_halted", t), 0)
         s.append(Assign(E("is_halted", t), (Case((), Call("eq_zero", (E("dir", t),))),), True))
 
-        def branch(var, by_instr):
+        reg, x_, y_, d_ = E("reg", t), E("X", t), E("Y", t), E("dir", t)
+        look = [((at(x_, x), at(y_, y)), Call("LOOK", (TensorElem("img_grid", (y, x)),))) for x in range(W) for y in range(H)]
+        options = {
+            "reg": [((0,), Call("INC", (reg,))), ((1,), Call("DEC", (reg,))), ((2, 3), reg)],
+            "X": [((2,), Call("MOVE_X", (x_, d_))), ((0, 1, 3), x_)],
+            "Y": [((2,), Call("MOVE_Y", (y_, d_))), ((0, 1, 3), y_)],
+            "dir": [((3,), look), ((0, 1, 2), d_)],
+        }
+        for var, opts in options.items():
             cases = [Case((h1,), E(var, t))]
             for i in range(n_instr):
-                for values, expr_or_cases in by_instr(i):
-                    if isinstance(expr_or_cases, list):
-                        cases += [Case((h0, at(E("instr_ptr", t), i), at(E("instr", i), *values), *c), e)
-                                  for c, e in expr_or_cases]
-                    else:
-                        cases.append(Case((h0, at(E("instr_ptr", t), i), at(E("instr", i), *values)), expr_or_cases))
-            return Assign(E(var, t + 1), tuple(cases), True)
-
-        s.append(branch("reg", lambda i: [((0,), Call("INC", (E("reg", t),))), ((1,), Call("DEC", (E("reg", t),))),
-                                          ((2, 3), E("reg", t))]))
-        s.append(branch("X", lambda i: [((2,), Call("MOVE_X", (E("X", t), E("dir", t)))), ((0, 1, 3), E("X", t))]))
-        s.append(branch("Y", lambda i: [((2,), Call("MOVE_Y", (E("Y", t), E("dir", t)))), ((0, 1, 3), E("Y", t))]))
-        look = [((at(E("X", t), x), at(E("Y", t), y)), Call("LOOK", (TensorElem("img_grid", (y, x)),)))
-                for x in range(W) for y in range(H)]
-        s.append(branch("dir", lambda i: [((3,), look), ((0, 1, 2), E("dir", t))]))
+                guard = (h0, at(E("instr_ptr", t), i))
+                for values, expr in opts:
+                    inner = expr if isinstance(expr, list) else [((), expr)]
+                    cases += [Case((*guard, at(E("instr", i), *values), *c), e) for c, e in inner]
+            s.append(Assign(E(var, t + 1), tuple(cases), True))
         s.append(Assign(E("instr_ptr", t + 1), (Case((h1,), E("instr_ptr", t)),)
                         + tuple(Case((h0, at(E("instr_ptr", t), i)), E("goto", i)) for i in range(n_instr)), True))
     s += [Assign(E("final_X"), (Case((), E("X", T - 1)),), True), Assign(E("final_Y"), (Case((), E("Y", T - 1)),), True),

@@ -1,0 +1,147 @@
+"""RestartBlock and train(): independence of restarts, NaN isolation, and solving small problems."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from ntpt_dist.interpreter.discrete import execute
+from ntpt_dist.interpreter.engine import RestartBlock, TrainConfig, restart_seed, train
+from ntpt_dist.interpreter.errors import NtptError
+from ntpt_dist.interpreter.netfn import random_netstate
+
+from . import flatmodels as fm
+from .test_lower import netmix_data
+
+torch.set_num_threads(1)
+
+
+def gates_task(rng, n):
+    x = rng.integers(0, 2, (n, 2))
+    return {"x": x, "y": np.stack([x[:, 0] ^ x[:, 1], x[:, 0] | x[:, 1]], 1)}
+
+
+def slot_state(block: RestartBlock, slot: int) -> list[torch.Tensor]:
+    return [t.detach().select(axis, slot).clone() for _, t, axis in block.lowered.parameters()]
+
+
+def test_restart_seed_is_stable_across_processes_and_distinct():
+    code = "from ntpt_dist.interpreter.engine import restart_seed; print(restart_seed(7, 3))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert int(other) == restart_seed(7, 3)
+    seeds = {restart_seed(s, k) for s in range(3) for k in range(50)}
+    assert len(seeds) == 150 and all(0 <= x < 2**63 for x in seeds)
+
+
+def test_restart_trajectory_does_not_depend_on_slot_or_block():
+    flat = fm.netmix()
+    data = netmix_data(np.random.default_rng(0), n=24)
+    library = {"look": random_netstate(flat.learns["look"], np.random.default_rng(1))}
+    cfg = TrainConfig(batch_size=5, grad_noise=0.3, entropy_bonus=0.1, optimizer="adam")
+    seed = restart_seed(0, 5)
+    alone = RestartBlock(flat, data, slots=1, config=cfg, library=library)
+    alone.reset(0, seed)
+    alone.step(6)
+    crowd = RestartBlock(flat, data, slots=5, config=cfg, library=library)
+    for slot in range(5):
+        crowd.reset(slot, restart_seed(1, slot))
+    crowd.step(2)  # the others are ahead: slot 3 restarts now
+    crowd.reset(3, seed)
+    crowd.step(6)
+    assert crowd.steps.tolist() == [8, 8, 8, 6, 8]
+    for a, b in zip(slot_state(alone, 0), slot_state(crowd, 3)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_library_networks_start_every_restart():
+    flat = fm.netmix()
+    net = random_netstate(flat.learns["look"], np.random.default_rng(2))
+    block = RestartBlock(flat, netmix_data(np.random.default_rng(0)), slots=2, library={"look": net})
+    block.reset(0, 1)
+    block.reset(1, 2)
+    for slot in range(2):
+        for key, value in block.networks(slot)["look"]["state"].items():
+            np.testing.assert_array_equal(value, net["state"][key])
+    assert not np.array_equal(block.networks(0)["pair"]["state"]["w0"], block.networks(1)["pair"]["state"]["w0"])
+
+
+def test_nan_in_one_slot_freezes_it_and_leaves_the_others_alone():
+    flat = fm.netmix()
+    data = netmix_data(np.random.default_rng(0), n=16)
+    cfg = TrainConfig(batch_size=4)
+    blocks = [RestartBlock(flat, data, slots=3, config=cfg) for _ in range(2)]
+    for block in blocks:
+        for slot in range(3):
+            block.reset(slot, restart_seed(0, slot))
+    with torch.no_grad():
+        blocks[1].lowered.logits["p"][1, 0] = float("nan")
+    before = slot_state(blocks[1], 1)
+    losses = [block.step(3) for block in blocks]
+    assert blocks[1].diverged.tolist() == [False, True, False]
+    assert np.isnan(losses[1][1]) and np.isfinite(losses[1][[0, 2]]).all()
+    assert blocks[1].steps.tolist() == [3, 0, 3]
+    for slot in (0, 2):
+        for a, b in zip(slot_state(blocks[0], slot), slot_state(blocks[1], slot)):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    for a, b in zip(before, slot_state(blocks[1], 1)):
+        torch.testing.assert_close(a, b, equal_nan=True)  # frozen
+
+
+def test_reset_gives_a_fresh_optimizer_state():
+    flat = fm.gates()
+    data = gates_task(np.random.default_rng(0), 32)
+    used = RestartBlock(flat, data, slots=1, config=TrainConfig(optimizer="adam", batch_size=8))
+    used.reset(0, 11)
+    used.step(5)
+    used.reset(0, 12)
+    used.step(4)
+    fresh = RestartBlock(flat, data, slots=1, config=TrainConfig(optimizer="adam", batch_size=8))
+    fresh.reset(0, 12)
+    fresh.step(4)
+    for a, b in zip(slot_state(used, 0), slot_state(fresh, 0)):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
+def test_train_finds_the_gates_program(optimizer):
+    rng = np.random.default_rng(0)
+    result = train(fm.gates(), gates_task(rng, 64), restarts=4, steps=150, seed=0, optimizer=optimizer, lr=0.1,
+                   eval_every=50, val_data=gates_task(rng, 32))
+    best = result.best_index()
+    assert result.val_accuracy[best, -1] == 1.0
+    held_out = gates_task(np.random.default_rng(9), 32)
+    predicted = execute(fm.gates(), result.params[best], {}, held_out)["y"]
+    np.testing.assert_array_equal(predicted, held_out["y"])
+    assert result.losses.shape == (4, 150) and result.eval_steps.tolist() == [50, 100, 150]
+
+
+def test_train_learns_a_network_and_the_program_around_it():
+    # y = INC(look(img[1])): the program must pick p = 1, q = 0 and LOOK must learn which class a cell shows.
+    flat = fm.netmix()
+
+    def task(rng, n):
+        cls = rng.integers(0, 4, (n, 3))
+        img = np.eye(4)[cls] + 0.1 * rng.random((n, 3, 4))
+        return {"k": rng.integers(0, 3, n), "img": img, "y": (cls[:, 1] + 1) % 4}
+
+    rng = np.random.default_rng(0)
+    result = train(flat, task(rng, 128), restarts=4, steps=300, seed=1, lr=0.05, eval_every=100,
+                   val_data=task(rng, 64))
+    best = result.best_index()
+    assert result.val_accuracy[best, -1] == 1.0
+    held_out = task(np.random.default_rng(5), 64)
+    predicted = execute(flat, result.params[best], result.networks[best], held_out)["y"]
+    assert (predicted == held_out["y"]).mean() == 1.0
+
+
+def test_bad_options_are_user_errors():
+    with pytest.raises(NtptError, match="optimizer must be"):
+        TrainConfig(optimizer="sgd")
+    with pytest.raises(NtptError, match="unknown training option"):
+        train(fm.gates(), gates_task(np.random.default_rng(0), 4), restarts=1, steps=1, learning_rate=0.1)
+    block = RestartBlock(fm.gates(), gates_task(np.random.default_rng(0), 4), slots=2)
+    with pytest.raises(NtptError, match="slot 2 is out of range"):
+        block.reset(2, 0)
