@@ -1,0 +1,127 @@
+"""Training throughput of the lowered Fig. 1 maze (T=45, image LOOK) on CPU; prints JSON.
+
+Measures, in one process:
+* restart-steps per second of ``RestartBlock.step`` at R=1 and R=64 (a fixed
+  per-restart minibatch), and their ratio (goal: R=64 >= 20x R=1);
+* achieved FLOP/s of the network part (LOOK forward + backward on the rows one
+  training step feeds it) against a plain ``torch.matmul`` of the same total
+  size, measured in the same run (goal: within 2x).
+
+Usage::
+
+    python benchmarks/interpreter_throughput.py [--restarts 1 64] [--batch 16] [--steps 3] [--threads 1]
+
+The model comes from experiments/models/maze.py through the front end; while
+the front end is missing, from the hand-unrolled copy in tests/interpreter/flatmodels.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+HYPERS = {"T": 45, "W": 5, "H": 3}
+
+
+def load_maze():
+    """(flat model, how it was obtained)."""
+    try:
+        from ntpt_dist.interpreter.model import compile_file
+
+        return compile_file(ROOT / "experiments" / "models" / "maze.py", HYPERS).flat, "experiments/models/maze.py"
+    except ImportError:  # front end not there yet
+        sys.path.insert(0, str(ROOT))
+        from tests.interpreter.flatmodels import maze
+
+        return maze(**HYPERS), "hand-unrolled (tests/interpreter/flatmodels.py)"
+
+
+def random_data(flat, n: int, rng: np.random.Generator) -> dict:
+    data = {d.name: rng.integers(0, d.size, (n, *d.shape)) for d in flat.decls.values() if d.kind in ("input", "output")}
+    for t in flat.tensors.values():
+        data[t.name] = rng.random((n, *t.shape, *t.elem_shape), dtype=np.float32)
+    return data
+
+
+def timed(fn, repeat: int) -> float:
+    fn()  # warm-up (allocations, first-touch)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - start) / repeat
+
+
+def step_rate(flat, data, restarts: int, batch: int, steps: int) -> dict:
+    from ntpt_dist.interpreter.engine import RestartBlock, TrainConfig, restart_seed
+
+    block = RestartBlock(flat, data, slots=restarts, config=TrainConfig(batch_size=batch))
+    for k in range(restarts):
+        block.reset(k, restart_seed(0, k))
+    seconds = timed(lambda: block.step(1), steps)
+    return {"restarts": restarts, "seconds_per_step": seconds, "restart_steps_per_s": restarts / seconds}
+
+
+def network_flops(flat, restarts: int, batch: int, repeat: int) -> dict:
+    """LOOK forward+backward on the per-restart rows of one step vs one plain matmul of the same FLOPs."""
+    from ntpt_dist.interpreter.nets import StackedMLP
+
+    fn = flat.learns["LOOK"]
+    net = StackedMLP(fn, restarts)
+    gen = torch.Generator().manual_seed(0)
+    for r in range(restarts):
+        net.init_slot(r, gen)
+    rows = batch * int(np.prod(flat.tensors["img_grid"].shape))
+    x = torch.rand(restarts, rows, fn.in_features)
+    sizes = [fn.in_features, *fn.hid_sizes, fn.out_size]
+    macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    # forward, weight gradients, input gradients of every layer but the first (data needs none)
+    flops = 2 * restarts * rows * (2 * macs + (macs - sizes[0] * sizes[1]))
+
+    def net_step():
+        for _, t, _ in net.tensors():
+            t.grad = None
+        torch.softmax(net.scores(x), -1).sum().backward()
+
+    net_s = timed(net_step, repeat)
+    # a plain GEMM with the same FLOPs: [M, D] @ [D, H0], M chosen to match
+    d, h = sizes[0], sizes[1]
+    m = max(1, round(flops / (2 * d * h)))
+    a, b = torch.rand(m, d), torch.rand(d, h)
+    mm_s = timed(lambda: torch.matmul(a, b), repeat)
+    return {"network_gflops_per_s": flops / net_s / 1e9, "matmul_gflops_per_s": 2 * m * d * h / mm_s / 1e9,
+            "matmul_over_network": (2 * m * d * h / mm_s) / (flops / net_s), "network_gflop_per_step": flops / 1e9}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--restarts", type=int, nargs=2, default=[1, 64])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--instances", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    torch.set_num_threads(args.threads)
+    flat, origin = load_maze()
+    data = random_data(flat, args.instances, np.random.default_rng(0))
+    low, high = (step_rate(flat, data, r, args.batch, args.steps) for r in args.restarts)
+    result = {
+        "model": origin, "hypers": HYPERS, "image": list(flat.tensors["img_grid"].elem_shape),
+        "hid_sizes": list(flat.learns["LOOK"].hid_sizes), "batch_size": args.batch, "threads": args.threads,
+        "device": "cpu", "low": low, "high": high,
+        "throughput_ratio": high["restart_steps_per_s"] / low["restart_steps_per_s"], "throughput_ratio_goal": 20.0,
+        "network": network_flops(flat, args.restarts[1], args.batch, args.steps), "network_ratio_goal": 2.0,
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
