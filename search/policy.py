@@ -159,6 +159,18 @@ class JumpPolicy:
             return "stop:stalled"
         return CONTINUE
 
+    def should_stop(self, history: Sequence[float], steps: int) -> Optional[str]:
+        """The reason to stop a restart that has not converged (``"budget"``, ``"stalled"``), else ``None``.
+
+        The form docs/design.md names; :meth:`decide` is the full decision.
+
+        Example:
+            >>> JumpPolicy(budget_steps=100).should_stop([0.1], steps=100)
+            'budget'
+        """
+        decision = self.decide(history, steps)
+        return decision.split(":", 1)[1] if decision.startswith("stop:") else None
+
     def to_dict(self) -> dict[str, Any]:
         """The policy's settings, for logging with a search."""
         return dict(self.__dict__)

@@ -21,6 +21,7 @@ def test_no_jump_runs_to_the_budget():
     assert P.jumped(history) is None
     assert P.decide(history, steps=999) == "continue"
     assert P.decide(history, steps=1000) == "stop:budget"
+    assert P.should_stop(history, steps=1000) == "budget" and P.should_stop(history, steps=10) is None
 
 
 def test_noise_below_delta_is_not_a_jump():
