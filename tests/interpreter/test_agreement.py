@@ -191,3 +191,24 @@ def test_fixture_models_agree(fixture):
     model = compile_file(path, hypers)
     soft_agreement(model.flat, np.random.default_rng(11), restarts=2, n=2)
     hard_agreement(model, np.random.default_rng(12), restarts=2, n=8)
+
+
+EXPERIMENT_HYPERS = {"math": {"N": 2}, "math_symbolic": {"N": 2}, "maze": {"T": 5, "W": 3, "H": 2}}
+
+
+def _experiment_models():
+    try:
+        from ntpt_dist.experiments.registry import model_names
+    except ImportError:
+        return []
+    return model_names()
+
+
+@pytest.mark.parametrize("name", _experiment_models())
+def test_experiment_models_agree(name):
+    pytest.importorskip("ntpt_dist.interpreter.unroll")
+    from ntpt_dist.experiments.registry import load_model
+
+    model = load_model(name, **EXPERIMENT_HYPERS.get(name, {}))
+    hard_agreement(model, np.random.default_rng(21), restarts=2, n=4)
+    soft_agreement(model.flat, np.random.default_rng(22), restarts=1, n=1)

@@ -164,3 +164,66 @@ def test_networks_are_checked_and_copied():
 def test_from_dict_reports_missing_keys():
     with pytest.raises(NtptError, match=r"lacks \['params'\]"):
         Program.from_dict({"source": "", "filename": "", "hypers": {}, "networks": {}})
+
+
+# ------------------------------------------------------------------ with the real front end
+
+COMPILED = """\
+T = Hyper()
+K = Hyper()
+
+@Runtime([3, 3], 3)
+def add(a, b):
+    return (a + b) % 3
+
+@Learn([3], 3, hid_sizes=[4])
+def guess(a):
+    pass
+
+x = Input(3)[T]
+shift = Param(3)
+mode = Param(K)
+y = Output(3)[T]
+z = Output(3)
+
+for t in range(T):
+    if mode == 0:
+        y[t].set_to(add(x[t], shift))
+    else:
+        y[t].set_to(x[t])
+z.set_to(guess(x[0]))
+"""
+
+
+def compiled_program():
+    compile_source = pytest.importorskip("ntpt_dist.interpreter.model").compile_source
+    model = compile_source(COMPILED, {"T": 2, "K": 2}, filename="shift.py")
+    fn = model.flat.learns["guess"]
+    return Program(model, {"shift": 1, "mode": 0}, {"guess": random_netstate(fn, np.random.default_rng(5), scale=3.0)})
+
+
+def test_compiled_source_run_and_longer_tape():
+    prog = compiled_program()
+    assert "shift = 1  # Param(3)\n" in prog.source and "mode = 0  # Param(2)\n" in prog.source
+    assert "Param(" not in prog.source.replace("# Param(", "")
+    x = np.array([[0, 2], [1, 1]])
+    assert prog.run({"x": x})["y"].tolist() == [[1, 0], [2, 2]]
+    assert prog.run({"x": np.array([[0, 1, 2, 0]])}, hypers={"T": 4})["y"].tolist() == [[1, 2, 0, 1]]
+    with pytest.raises(NtptError, match="Param 'mode'"):
+        prog.run({"x": x}, hypers={"K": 3})
+
+
+def test_compiled_round_trip_is_exact_through_json_and_back():
+    prog = compiled_program()
+    prog.meta.update(accuracy=0.75, library_version=3)
+    d = prog.to_dict()
+    back = Program.from_dict(d)
+    d2 = back.to_dict()
+    assert {k: v for k, v in d.items() if k != "networks"} == {k: v for k, v in d2.items() if k != "networks"}
+    for key, arr in d["networks"]["guess"]["state"].items():
+        assert d2["networks"]["guess"]["state"][key].dtype == np.float32
+        assert np.array_equal(arr, d2["networks"]["guess"]["state"][key])
+    assert d2["networks"]["guess"]["signature"] == d["networks"]["guess"]["signature"]
+    x = np.random.default_rng(0).integers(0, 3, size=(20, 2))
+    assert all(np.array_equal(prog.run({"x": x})[k], back.run({"x": x})[k]) for k in ("y", "z"))
+    assert back.source == prog.source and back.meta == {"accuracy": 0.75, "library_version": 3}
