@@ -30,7 +30,7 @@ _EXPORTS = {
     "TrainResult": "ntpt_dist.interpreter.model",
     "Program": "ntpt_dist.interpreter.program",
     "load_terpret_data": "ntpt_dist.interpreter.terpret_data",
-    "search": "ntpt_dist.search.driver",
+    "search": "ntpt_dist.search",
     "SearchResult": "ntpt_dist.search.driver",
     "LibraryStore": "ntpt_dist.library_store.api",
     "best_program": "ntpt_dist.library_store.api",
@@ -44,7 +44,10 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'ntpt_dist' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name == "search":  # the callable subpackage (see search/__init__.py)
+        value = importlib.import_module("ntpt_dist.search")
+    else:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value
     return value
 

@@ -1,0 +1,126 @@
+"""Accuracy of the paper's tasks trained in one process; prints JSON.
+
+Runs, in order (each stage feeds the next its networks, as in a lifetime):
+  1. ADD2x2:top alone in the 4k regime (paper: > 80%; goal >= 95% test accuracy)
+  2. APPLY2x2:top starting from that net_0 (goal 100%)
+  3. MATH from the 2x2 library: how many of the restarts converge (paper: 2/100)
+     and the accuracy at N = 2 and N = 16 (paper: net_0 saturates at 97.5%)
+  4. the maze: fraction of restarts that find a correct program, path-length accuracy
+
+Usage:
+    python benchmarks/tasks_accuracy.py [--stages add,apply,math,maze] [--math-restarts 100] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def _merge_library(library: dict | None, program) -> dict:
+    return {**(library or {}), **program.networks}
+
+
+def run(args) -> dict:
+    import torch
+    from ntpt_dist.experiments import registry
+    from ntpt_dist.experiments.runner import math_generalisation, task_splits, train_task
+
+    torch.set_num_threads(args.threads)
+    out: dict = {"machine": f"{os.cpu_count()} cpus, torch {torch.__version__}", "stages": {}}
+    library = None
+    stages = args.stages.split(",")
+    quick = args.quick
+
+    def record(name, outcome, **extra):
+        entry = {
+            "task": outcome.task,
+            "test_accuracy": round(outcome.test_accuracy, 4),
+            "validation_accuracy": round(outcome.validation_accuracy, 4),
+            "wall_s": round(outcome.wall_s, 1),
+            "listing": outcome.program.listing(),
+            **extra,
+        }
+        out["stages"][name] = entry
+        print(json.dumps({name: entry}), file=sys.stderr, flush=True)
+
+    if "add" in stages:
+        o = train_task("ADD2x2:top", restarts=args.restarts, steps=args.steps, seed=args.seed,
+                       sizes={"train": 4000, "val": 1000, "test": 2000 if quick else 10000}, progress=False)
+        record("ADD2x2:top", o, regime="4k distinct grids")
+        library = _merge_library(library, o.program)
+    if "apply" in stages:
+        o = train_task("APPLY2x2:top", restarts=args.restarts, steps=args.steps, seed=args.seed, library=library,
+                       sizes={"train": 4000, "val": 1000, "test": 2000 if quick else 10000}, progress=False)
+        record("APPLY2x2:top", o, start="net_0 from ADD2x2:top")
+        library = _merge_library(library, o.program)
+    if "math" in stages:
+        started = time.perf_counter()
+        model = registry.load_model("math", N=2)
+        data = task_splits("MATH", seed=args.seed, sizes={"train": 4000, "val": 1000, "test": 1000})
+        result = model.train(data["train"], restarts=args.math_restarts, steps=args.math_steps, seed=args.seed,
+                             val_data=data["val"], library=library, progress=False)
+        correct = [p for p in result.programs if p.accuracy(data["val"]) > 0.5]
+        best = result.best_program()
+        gen = math_generalisation(best, digits=(2, 16), n=500 if quick else 1000, seed=args.seed)
+        out["stages"]["MATH"] = {
+            "restarts": args.math_restarts,
+            "converged": len(correct),
+            "accuracy_N2": round(gen[2], 4),
+            "accuracy_N16": round(gen[16], 4),
+            "wall_s": round(time.perf_counter() - started, 1),
+            "listing": best.listing(),
+        }
+    if "maze" in stages:
+        started = time.perf_counter()
+        model = registry.load_model("maze")
+        data = task_splits("MAZE", seed=args.seed, sizes={"train": 2000, "val": 500, "test": 1000})
+        result = model.train(data["train"], restarts=args.restarts, steps=args.steps, seed=args.seed,
+                             val_data=data["val"], progress=False)
+        solved = [p for p in result.programs if _is_maze_solution(p)]
+        best = result.best_program()
+        test = data["test"]
+        pred = best.run(test)
+        out["stages"]["MAZE"] = {
+            "restarts": args.restarts,
+            "correct_programs": len(solved),
+            "fraction_correct": round(len(solved) / args.restarts, 3),
+            "path_len_accuracy": round(float((pred["path_len"] == test["path_len"]).mean()), 4),
+            "test_accuracy": round(best.accuracy(test), 4),
+            "wall_s": round(time.perf_counter() - started, 1),
+            "listing": best.listing(),
+        }
+    return out
+
+
+def _is_maze_solution(program) -> bool:
+    """Fig. 1's loop: start with LOOK at L0, then MOVE and INC in either order, back to L0."""
+    instr, goto = program.params["instr"], program.params["goto"]
+    if instr[0] != 3:
+        return False
+    b = goto[0]
+    c = goto[b]
+    return {instr[b], instr[c]} == {0, 2} and len({0, b, c}) == 3 and goto[c] == 0
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--stages", default="add,apply,math,maze")
+    p.add_argument("--restarts", type=int, default=8)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--math-restarts", type=int, default=100)
+    p.add_argument("--math-steps", type=int, default=3000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="smaller test sets")
+    args = p.parse_args(argv)
+    print(json.dumps(run(args), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""A task's whole life: restart search on Ray -> merge into the library store.
+
+``search_and_merge`` is what ``ntpt-dist search`` runs and ``demo`` is what
+``make demo`` runs. The merge gate re-evaluates earlier tasks' stored programs
+with the candidate networks on their validation data (regenerated
+deterministically from the task name and seed), so a network version becomes
+the library's champion only if nothing learned before gets worse.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Optional, TextIO
+
+from . import registry
+from .runner import batch, task_splits
+
+VAL_SIZE = 1000
+
+
+@dataclass
+class SearchReport:
+    task: str
+    result: Any  # search.records.SearchResult
+    merge: Any  # library_store.base.MergeOutcome or None
+    test_accuracy: Optional[float]
+    store_uri: str
+    wall_s: float
+
+    def text(self) -> str:
+        r = self.result
+        lines = [
+            f"search {r.search_id} on {self.task}: {r.counts.get('started', 0)} restarts started, "
+            f"{r.counts['converged']} converged, {r.counts['stopped']} stopped, {r.counts['diverged']} diverged, "
+            f"{r.counts['failed']} failed ({self.wall_s:.0f} s, {r.stop_reason})",
+        ]
+        program = r.best_program()
+        if program is None:
+            lines.append("no restart converged: nothing merged (try more restarts or steps)")
+        else:
+            lines += ["", "best program:", program.listing(), ""]
+            lines.append(f"validation accuracy {r.winner['program_val_acc']:.4f}   test accuracy {self.test_accuracy:.4f}")
+        if self.merge is not None:
+            d = self.merge.decision
+            lines.append(f"merge: {d.reason}")
+            lines.append(f"library now: {self.merge.library_version}")
+        lines += ["", f"store: {self.store_uri}", f"open the UI: ntpt-dist ui --store {self.store_uri}"]
+        return "\n".join(lines)
+
+
+class ValidationEvaluator:
+    """``evaluate(task, library) -> accuracy`` for the merge gate.
+
+    The task being merged is evaluated with its new program; every other task
+    with its stored champion program. Networks named in ``library`` replace the
+    program's own.
+    """
+
+    def __init__(self, store, task: str, program, seed: int = 0, data_dir=None, n: int = VAL_SIZE):
+        self.store, self.task, self.program = store, task, program
+        self.seed, self.data_dir, self.n = seed, data_dir, n
+        self._data: dict[str, dict] = {}
+        self._programs: dict[str, Any] = {}
+
+    def _val(self, task: str) -> dict:
+        if task not in self._data:
+            from .tasks import make_task
+
+            self._data[task] = batch(make_task(task, "val", self.n, seed=self.seed + 1, data_dir=self.data_dir))
+        return self._data[task]
+
+    def _program(self, task: str):
+        if task == self.task:
+            return self.program
+        if task not in self._programs:
+            from ntpt_dist.interpreter.program import Program
+
+            self._programs[task] = Program.from_dict(self.store.get_program(task).program)
+        return self._programs[task]
+
+    def __call__(self, task: str, library: dict) -> float:
+        program = self._program(task)
+        nets = {**program.networks, **{n: s for n, s in library.items() if n in program.networks}}
+        return float(program.model.program(program.params, nets).accuracy(self._val(task)))
+
+
+def search_and_merge(
+    task: str,
+    store,
+    restarts: int = 100,
+    steps: int = 3000,
+    seed: int = 0,
+    data_dir=None,
+    device: Optional[str] = None,
+    sizes: Optional[dict] = None,
+    first_k: Optional[int] = None,
+    search_id: Optional[str] = None,
+    epsilon: float = 0.01,
+    progress: bool = True,
+    **search_kwargs,
+) -> SearchReport:
+    """Search a task's programs on Ray starting from the store's library, then merge the winner.
+
+    Args:
+        task: a task name (see ``experiments.tasks.task_names()``).
+        store: a ``LibraryStore``; the driver is its only writer.
+        restarts: restart budget; ``first_k`` stops after that many converged.
+        steps: step budget of one restart.
+        search_kwargs: passed to ``ntpt_dist.search`` (``address``, ``actors``,
+            ``restarts_per_actor``, ``gpus_per_actor``, ``cpus_per_actor``, ...).
+
+    Returns:
+        a :class:`SearchReport` (``.text()`` is what the CLI prints).
+    """
+    from ntpt_dist.search.driver import search
+    from ntpt_dist.search.policy import JumpPolicy, StopRule
+
+    started = time.perf_counter()
+    library = store.load_library() or None
+    model = registry.load_model(registry.model_for_task(task, library))
+    registry.check_one_new_network(model, library)
+    data = task_splits(task, seed=seed, sizes={"val": VAL_SIZE, "test": 2000, **(sizes or {})}, data_dir=data_dir)
+    result = search(
+        model, data["train"], val_data=data["val"], restarts=restarts, seed=seed, library=library, store=store,
+        search_id=search_id, progress=progress, policy=JumpPolicy(budget_steps=steps),
+        stop=StopRule(first_k=first_k, max_restarts=restarts), task=task, device=device, **search_kwargs,
+    )
+    program = result.best_program()
+    merge = test_acc = None
+    if program is not None:
+        test_acc = program.accuracy(data["test"])
+        evaluate = ValidationEvaluator(store, task, program, seed=seed, data_dir=data_dir)
+        winner = result.winner
+        merge = store.merge(
+            task, program, evaluate, test_acc=test_acc, search_id=result.search_id, seed=winner["seed"],
+            hypers=model.hypers, epsilon=epsilon,
+        )
+    return SearchReport(task, result, merge, test_acc, store.uri, time.perf_counter() - started)
+
+
+def demo(store_uri: Optional[str] = None, data_dir=None, seed: int = 0, device=None, out: TextIO = sys.stdout) -> SearchReport:
+    """The main job end to end on embedded defaults: local Ray, sqlite MLflow.
+
+    Searches ADD2x2:top (the first task of a lifetime: only net_0 exists) with
+    a small restart budget, merges the winner and its net_0 into the store,
+    and prints the best program and how to open the UI.
+    """
+    from ntpt_dist.library_store.api import LibraryStore
+
+    store = LibraryStore(store_uri)
+    print(f"ntpt-dist demo: searching ADD2x2:top on a local Ray cluster; store {store.uri}", file=out, flush=True)
+    report = search_and_merge(
+        "ADD2x2:top", store, restarts=8, steps=1500, seed=seed, data_dir=data_dir, device=device,
+        sizes={"train": 4000}, first_k=1, restarts_per_actor=4, actors=1,
+    )
+    print(report.text(), file=out, flush=True)
+    return report

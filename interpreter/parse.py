@@ -1,0 +1,314 @@
+"""Pass 1: model source -> :class:`ModuleIR` (declarations, functions, statements).
+
+The model is read with :mod:`ast` and never executed as Python, except the
+bodies of ``@Runtime`` functions, which are evaluated at compile time on every
+argument tuple to build their lookup tables (as TerpreT does).
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import SourceError
+from .ir import Decl, LearnFn, RuntimeFn, Span, TensorArg, TensorDecl
+
+DECL_KINDS = {"Input": "input", "Output": "output", "Param": "param", "Var": "var"}
+DECORATORS = ("Runtime", "Learn", "Inline")
+# What a @Runtime body may use besides the model's constants.
+RUNTIME_BUILTINS = {"min": min, "max": max, "abs": abs, "range": range, "len": len, "int": int, "bool": bool}
+
+
+@dataclass
+class ModuleIR:
+    """A parsed model: everything declared, and the executable statements as ast."""
+
+    source: str
+    filename: str
+    constants: dict[str, int] = field(default_factory=dict)
+    decls: dict[str, Decl] = field(default_factory=dict)
+    tensors: dict[str, TensorDecl] = field(default_factory=dict)
+    runtimes: dict[str, RuntimeFn] = field(default_factory=dict)
+    learns: dict[str, LearnFn] = field(default_factory=dict)
+    inlines: dict[str, ast.FunctionDef] = field(default_factory=dict)
+    body: list[ast.stmt] = field(default_factory=list)
+
+    def span(self, node: ast.AST) -> Span:
+        return span_of(node, self.filename)
+
+    def error(self, message: str, node: ast.AST, fix: str | None = None) -> SourceError:
+        return SourceError(message, self.span(node), self.source, fix)
+
+    def names(self) -> set[str]:
+        """Every module-level name a statement may refer to."""
+        return set(self.constants) | set(self.decls) | set(self.tensors) | set(self.runtimes) | set(
+            self.learns) | set(self.inlines)
+
+
+def span_of(node: ast.AST, filename: str) -> Span:
+    line = getattr(node, "lineno", 0)
+    col = getattr(node, "col_offset", 0)
+    return Span(filename, line, col, getattr(node, "end_lineno", line) or line, getattr(node, "end_col_offset", col) or col)
+
+
+# ---------------------------------------------------------------- constants
+
+
+_BINOPS = {
+    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+    ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b, ast.Pow: lambda a, b: a ** b,
+}  # fmt: skip
+_CMPOPS = {
+    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
+}  # fmt: skip
+
+
+class NotConstant(Exception):
+    """Raised by :func:`const_eval` for an expression that is not a compile-time constant."""
+
+    def __init__(self, node: ast.AST, why: str):
+        super().__init__(why)
+        self.node, self.why = node, why
+
+
+def const_eval(node: ast.AST, env: Mapping[str, int]) -> int:
+    """Evaluate a compile-time integer expression (bools count as 0/1).
+
+    Raises:
+        NotConstant: the expression reads something that is not a constant.
+    """
+    if isinstance(node, ast.Constant) and isinstance(node.value, (bool, int)):
+        return int(node.value)
+    if isinstance(node, ast.Name):
+        if node.id in env:
+            return env[node.id]
+        raise NotConstant(node, f"'{node.id}' is not a constant")
+    if isinstance(node, ast.BinOp):
+        op = _BINOPS.get(type(node.op))
+        if op is None:
+            hint = "; use // for integer division" if isinstance(node.op, ast.Div) else ""
+            raise NotConstant(node, f"operator {type(node.op).__name__} is not supported in constants{hint}")
+        left, right = const_eval(node.left, env), const_eval(node.right, env)
+        if isinstance(node.op, (ast.FloorDiv, ast.Mod)) and right == 0:
+            raise NotConstant(node, "division by zero in a constant expression")
+        return int(op(left, right))
+    if isinstance(node, ast.UnaryOp):
+        value = const_eval(node.operand, env)
+        if isinstance(node.op, ast.USub):
+            return -value
+        if isinstance(node.op, ast.UAdd):
+            return value
+        if isinstance(node.op, ast.Not):
+            return int(not value)
+        raise NotConstant(node, "operator ~ is not supported in constants")
+    if isinstance(node, ast.Compare):
+        left = const_eval(node.left, env)
+        for op, right_node in zip(node.ops, node.comparators):
+            fn = _CMPOPS.get(type(op))
+            if fn is None:
+                raise NotConstant(node, f"comparison {type(op).__name__} is not supported")
+            right = const_eval(right_node, env)
+            if not fn(left, right):
+                return 0
+            left = right
+        return 1
+    if isinstance(node, ast.BoolOp):
+        values = [const_eval(v, env) for v in node.values]
+        return int(all(values) if isinstance(node.op, ast.And) else any(values))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("min", "max") and node.args:
+        args = [const_eval(a, env) for a in node.args]
+        return min(args) if node.func.id == "min" else max(args)
+    raise NotConstant(node, f"{type(node).__name__} is not a constant expression")
+
+
+# ---------------------------------------------------------------- the pass
+
+
+def parse(source: str, filename: str = "<string>", hypers: Mapping[str, int] | None = None) -> ModuleIR:
+    """Parse model source into a :class:`ModuleIR`.
+
+    Args:
+        source: the model text (Python syntax).
+        filename: shown in errors.
+        hypers: values of the model's ``Hyper()`` constants.
+
+    Raises:
+        SourceError: syntax errors, missing hypers, malformed declarations or functions.
+
+    Example:
+        >>> ir = parse("N = 3\\nx = Input(N)[2]\\n")
+        >>> ir.decls["x"].shape
+        (2,)
+    """
+    hypers = dict(hypers or {})
+    try:
+        tree = ast.parse(source, filename=filename)
+    except SyntaxError as e:
+        span = Span(filename, e.lineno or 1, max((e.offset or 1) - 1, 0), e.lineno or 1, e.offset or 1)
+        raise SourceError(f"invalid syntax: {e.msg}", span, source) from None
+    ir = ModuleIR(source, filename)
+    for node in tree.body:
+        _module_statement(ir, node, hypers)
+    return ir
+
+
+def _module_statement(ir: ModuleIR, node: ast.stmt, hypers: Mapping[str, int]) -> None:
+    if isinstance(node, ast.ImportFrom) and node.module == "dummy":
+        return  # TerpreT's `from dummy import Hyper, Param, ...`
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        raise ir.error("imports are not supported in a model (only TerpreT's `from dummy import ...`)", node,
+                       "remove the import; model files are compiled, not run as Python")
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+        return  # a docstring
+    if isinstance(node, ast.FunctionDef):
+        _function(ir, node)
+        return
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        name = node.targets[0].id
+        if name in ir.names():
+            raise ir.error(f"'{name}' is declared twice", node.targets[0], "give the second declaration another name")
+        if _declaration(ir, name, node, hypers):
+            return
+        try:
+            ir.constants[name] = const_eval(node.value, ir.constants)
+        except NotConstant as e:
+            raise ir.error(f"module-level assignment to '{name}' is neither a declaration nor a constant: {e.why}",
+                           e.node, "declare Input/Output/Param/Var/InputTensor, or use integer constants") from None
+        return
+    if isinstance(node, ast.Assign):
+        raise ir.error("only single-name assignments are allowed at module level", node,
+                       "write one `name = ...` per line")
+    ir.body.append(node)
+
+
+def _call_name(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return node.func.id
+    return None
+
+
+def _const(ir: ModuleIR, node: ast.AST, what: str, minimum: int = 1) -> int:
+    try:
+        value = const_eval(node, ir.constants)
+    except NotConstant as e:
+        raise ir.error(f"{what} must be a constant expression, but {e.why}", e.node,
+                       "use integer literals, constants or Hyper() values") from None
+    if value < minimum:
+        raise ir.error(f"{what} must be at least {minimum}, but got {value}", node)
+    return value
+
+
+def _declaration(ir: ModuleIR, name: str, node: ast.Assign, hypers: Mapping[str, int]) -> bool:
+    value = node.value
+    shape: tuple[int, ...] = ()
+    if isinstance(value, ast.Subscript):
+        dims = value.slice.elts if isinstance(value.slice, ast.Tuple) else [value.slice]
+        shape = tuple(_const(ir, d, f"array size of '{name}'") for d in dims)
+        value = value.value
+    kind = _call_name(value)
+    if kind == "Hyper":
+        if shape:
+            raise ir.error("Hyper() cannot be an array", node.value)
+        if name not in hypers:
+            raise ir.error(f"hyper-parameter '{name}' has no value", node.value,
+                           f"pass it when compiling, e.g. compile_source(text, hypers={{'{name}': ...}})")
+        ir.constants[name] = int(hypers[name])
+        return True
+    if kind in DECL_KINDS:
+        if len(value.args) != 1 or value.keywords:
+            raise ir.error(f"{kind}(K) takes exactly one argument, the number of values, but got {len(value.args)}",
+                           value, f"write e.g. `{name} = {kind}(10)`")
+        size = _const(ir, value.args[0], f"the range of {kind} '{name}'")
+        ir.decls[name] = Decl(name, DECL_KINDS[kind], size, shape, ir.span(node))
+        return True
+    if kind == "InputTensor":
+        if not value.args:
+            raise ir.error("InputTensor(d1, d2, ...) needs the tensor's dimensions", value)
+        dims = tuple(_const(ir, a, f"a dimension of InputTensor '{name}'") for a in value.args)
+        ir.tensors[name] = TensorDecl(name, dims, shape, ir.span(node))
+        return True
+    if shape:
+        raise ir.error(f"'{name}': only Input/Output/Param/Var/InputTensor declarations can be arrays", node.value)
+    return False
+
+
+def _function(ir: ModuleIR, node: ast.FunctionDef) -> None:
+    if node.name in ir.names():
+        raise ir.error(f"'{node.name}' is declared twice", node, "rename the function")
+    if len(node.decorator_list) != 1:
+        raise ir.error(f"function '{node.name}' needs exactly one decorator: @Runtime, @Learn or @Inline", node,
+                       "model files define only decorated functions")
+    deco = node.decorator_list[0]
+    kind = deco.id if isinstance(deco, ast.Name) else _call_name(deco)
+    if kind not in DECORATORS:
+        raise ir.error(f"unknown decorator on '{node.name}'; expected @Runtime, @Learn or @Inline", deco)
+    if kind == "Inline":
+        ir.inlines[node.name] = node
+    elif kind == "Runtime":
+        ir.runtimes[node.name] = _runtime(ir, node, deco)
+    else:
+        ir.learns[node.name] = _learn(ir, node, deco)
+
+
+def _list_arg(ir: ModuleIR, deco: ast.AST, what: str) -> list[ast.expr]:
+    if not isinstance(deco, ast.Call) or not deco.args or not isinstance(deco.args[0], (ast.List, ast.Tuple)):
+        raise ir.error(f"{what} needs a list of argument ranges first, e.g. @{what}([10, 10], 19)", deco)
+    if len(deco.args) != 2:
+        raise ir.error(f"{what}([args], out) takes two arguments, but got {len(deco.args)}", deco)
+    return list(deco.args[0].elts)
+
+
+def _runtime(ir: ModuleIR, node: ast.FunctionDef, deco: ast.AST) -> RuntimeFn:
+    arg_sizes = tuple(_const(ir, a, f"an argument range of @Runtime '{node.name}'") for a in _list_arg(ir, deco, "Runtime"))
+    out = _const(ir, deco.args[1], f"the output range of @Runtime '{node.name}'")
+    params = [a.arg for a in node.args.args]
+    if len(params) != len(arg_sizes):
+        raise ir.error(f"@Runtime '{node.name}' declares {len(arg_sizes)} argument range(s) but the function takes "
+                       f"{len(params)} argument(s)", node, "give one range per argument")
+    fn_node = ast.FunctionDef(node.name, node.args, node.body, [], node.returns, getattr(node, "type_comment", None))
+    module = ast.fix_missing_locations(ast.Module([ast.copy_location(fn_node, node)], []))
+    namespace: dict[str, Any] = {"__builtins__": RUNTIME_BUILTINS, **ir.constants}
+    exec(compile(module, ir.filename, "exec"), namespace)  # the body is ordinary Python by design
+    fn = namespace[node.name]
+    table = np.zeros(arg_sizes, dtype=np.int64)
+    for args in itertools.product(*(range(k) for k in arg_sizes)):
+        try:
+            value = fn(*args)
+        except Exception as e:  # noqa: BLE001 - any failure of user code is reported at its function
+            raise ir.error(f"@Runtime '{node.name}{args}' raised {type(e).__name__}: {e}", node) from None
+        if isinstance(value, bool):
+            value = int(value)
+        if not isinstance(value, (int, np.integer)) or not 0 <= value < out:
+            raise ir.error(f"@Runtime '{node.name}{args}' returned {value!r}, outside its output range 0..{out - 1}",
+                           node, f"return an integer in 0..{out - 1} for every argument, or widen the range")
+        table[args] = value
+    table.setflags(write=False)
+    return RuntimeFn(node.name, arg_sizes, out, table, ir.span(node))
+
+
+def _learn(ir: ModuleIR, node: ast.FunctionDef, deco: ast.AST) -> LearnFn:
+    args: list[int | TensorArg] = []
+    for a in _list_arg(ir, deco, "Learn"):
+        if _call_name(a) == "Tensor":
+            args.append(TensorArg(tuple(_const(ir, d, "a Tensor dimension") for d in a.args)))
+        else:
+            args.append(_const(ir, a, f"an argument range of @Learn '{node.name}'"))
+    out = _const(ir, deco.args[1], f"the output range of @Learn '{node.name}'")
+    hid: tuple[int, ...] = ()
+    for kw in deco.keywords:
+        if kw.arg != "hid_sizes" or not isinstance(kw.value, (ast.List, ast.Tuple)):
+            raise ir.error(f"@Learn takes only hid_sizes=[...] as a keyword, got {kw.arg}=", kw.value)
+        hid = tuple(_const(ir, h, "a hidden layer size") for h in kw.value.elts)
+    if len(node.args.args) != len(args):
+        raise ir.error(f"@Learn '{node.name}' declares {len(args)} argument(s) but the function takes "
+                       f"{len(node.args.args)}", node, "give one range or Tensor(...) per argument")
+    body = [s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if any(not isinstance(s, ast.Pass) for s in body):
+        raise ir.error(f"the body of @Learn '{node.name}' must be `pass`: the network is learned", node.body[0])
+    return LearnFn(node.name, tuple(args), out, hid, ir.span(node))
