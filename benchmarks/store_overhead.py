@@ -144,7 +144,7 @@ def main() -> None:
         cold.update(imports_s=round(float(imports), 3), fetch_s=round(float(fetch), 3),
                     run_s=None if ran == "None" else round(float(ran), 3))
     print(json.dumps({
-        "store": "embedded sqlite (MLflow %s)" % __import__("mlflow").__version__,
+        "store": f"embedded sqlite (MLflow {__import__('mlflow').__version__})",
         "program": program_kind,
         "program_blob_mb": round(sum(a.nbytes for n in program["networks"].values() for a in n["state"].values()) / 1e6, 2),
         "restarts": args.restarts, "records_per_call": args.batch, "trajectory_points": 50,

@@ -111,7 +111,10 @@ class MlflowStore(SearchLogging, LibraryStore):
         if found is None:
             location = f"file://{self._artifact_root}/{_slug(task)}" if self._artifact_root else None
             try:
-                experiment_id = self.client.create_experiment(name, artifact_location=location)
+                # The kind tag makes MLflow 3's UI open the runs table, not its GenAI overview.
+                experiment_id = self.client.create_experiment(
+                    name, artifact_location=location, tags={"mlflow.experimentKind": "custom_model_development"}
+                )
             except MlflowException:  # another process created it first
                 found = self.client.get_experiment_by_name(name)
                 assert found is not None, f"experiment {name} neither created nor found"
