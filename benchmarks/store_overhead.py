@@ -51,7 +51,8 @@ def math_program(rng: np.random.Generator) -> tuple[dict, dict | None, str]:
         nets = {n: mlp(rng, [f.in_features, *f.hid_sizes, f.out_size], f.signature) for n, f in model.flat.learns.items()}
         prog = model.program(params, nets)
         batch = {d.name: rng.integers(0, d.size, (16, *d.shape)) for d in model.flat.inputs}
-        batch.update({d.name: rng.random((16, *d.shape, *d.dims), dtype=np.float32) for d in model.flat.input_tensors})
+        batch.update({t.name: rng.random((16, *t.shape, *t.elem_shape), dtype=np.float32)
+                      for t in model.flat.tensors.values()})
         return prog.to_dict(), batch, "experiments/models/math.py with zero Params and random nets"
     except Exception as exc:  # noqa: BLE001 - the compiler may not be there yet: fall back, say so
         nets = {"net_0": mlp(rng, [784, 256, 256, 10], "net_0"), "net_1": mlp(rng, [784, 256, 256, 4], "net_1")}

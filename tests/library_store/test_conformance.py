@@ -238,6 +238,16 @@ def test_search_lifecycle_and_resume(store):
     assert store.finished_restarts(sid)[0]["status"] == "converged"
 
 
+def test_search_without_winner(store):
+    task = uid("T")
+    sid = store.start_search(task, {"restarts": 1})
+    store.log_restarts(sid, [])  # an empty flush is allowed
+    store.log_restarts(sid, [restart(0, "failed")])
+    store.end_search(sid, {"converged": 0}, None)
+    info = store.get_search(sid)
+    assert info["status"] == "finished" and info["winner"] is None and info["summary"] == {"converged": 0}
+
+
 def test_search_explicit_id_and_errors(store):
     task = uid("T")
     sid = uid("search")
