@@ -327,7 +327,8 @@ class LibraryStore(abc.ABC):
         """Run the merge gate for a task's new program and apply the decision.
 
         Added networks always become champion; updated ones only if the gate
-        accepts (see :mod:`.merge`). The program is stored against the library
+        accepts (see :mod:`.merge`). The earlier tasks re-evaluated are those
+        whose champion program calls an updated network. The program is stored against the library
         it ends up with (its ``networks`` replaced accordingly, its ``val_acc``
         the gate's number for that library) and becomes the task's champion if
         the task has none or its ``val_acc`` is strictly higher (ties keep the incumbent).
@@ -364,7 +365,7 @@ class LibraryStore(abc.ABC):
             with self._merge_lock():
                 current = self.champion_versions()
                 champion_lib = self.load_library(current)
-                earlier = [t for t in self.tasks() if t != task]
+                earlier = self._tasks_using({n for n in candidates if n in current}, skip=task)
                 decision = merge_gate(task, candidates, evaluate, epsilon, champion=champion_lib, earlier_tasks=earlier)
                 taken = decision.added + (decision.updated if decision.accepted else [])
                 tags = {"val_acc": f"{decision.val_acc:.6f}", "merge": "accepted" if decision.accepted else "added"}
@@ -396,6 +397,15 @@ class LibraryStore(abc.ABC):
             f"merge of {task!r} lost the race for the champion aliases {retries} times in store {self.uri}; "
             "fix: retry later or serialise merges (one driver per store)"
         )
+
+    def _tasks_using(self, names: set[str], skip: str) -> list[str]:
+        """Tasks (other than ``skip``) whose champion program calls one of ``names``.
+
+        Only they can change when those networks change, so only they are re-evaluated.
+        """
+        if not names:
+            return []
+        return [t for t in self.tasks() if t != skip and names & set(self.get_program(t).program.get("networks") or {})]
 
     def close(self) -> None:  # noqa: B027 - optional hook, not every backend holds resources
         """Release resources (connections, files). The default does nothing."""

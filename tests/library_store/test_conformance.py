@@ -142,11 +142,13 @@ def test_merge_adds_new_networks(store):
 
 
 def test_merge_accepts_improvement_and_records_reverse_transfer(store):
-    a, b, name = uid("A"), uid("B"), uid("net")
+    a, b, other, name = uid("A"), uid("B"), uid("C"), uid("net")
     evaluate = by_quality(a, b, name=name)
     store.merge(a, program({name: net(0.5)}), evaluate)
+    store.merge(other, program({uid("net"): net(0.5)}), evaluate)  # calls another network only
     out = store.merge(b, program({name: net(0.7)}), evaluate, search_id=None)
     d = out.decision
+    assert other not in d.earlier  # not re-evaluated: it cannot change
     assert d.accepted and d.updated == [name]
     assert (d.new_task["before"], d.new_task["after"]) == pytest.approx((0.5, 0.7))
     assert d.earlier[a]["delta"] == pytest.approx(0.2) and d.reverse_transfer[a] == pytest.approx(0.2)
