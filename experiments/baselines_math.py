@@ -1,0 +1,103 @@
+"""The MATH baseline of paper section 5.2: library perception feeding a stacked LSTM.
+
+Each symbol of the tape (digit, operator, digit, ...) goes through both
+library networks, ``net_0`` (10 digit classes) and ``net_1`` (4 operators);
+their softmax outputs (the class distributions NTPT programs consume) are
+concatenated into a 14-d embedding and fed, one symbol per step, to a stacked
+LSTM; a linear layer classifies the final answer 0..18 from the last hidden
+state of the top layer. The paper's best LSTM has 3 layers of 1024 with
+dropout between layers; the defaults here keep 3 layers but 128 units so the
+model trains on a CPU (set ``hidden=1024`` for the paper's size).
+
+The nets start from a given library (``{name: NetState}``, docs/design.md;
+e.g. NTPT's networks after the 2x2 tasks, or :meth:`MTNN.library`) or at
+random, and learn ``perceptual_lr_scale`` times slower than the LSTM.
+
+Example:
+    >>> lstm = LSTMBaseline(hidden=16, layers=1, config=BaselineConfig(embed_hidden=(8,)))
+    >>> lstm.tasks
+    ['MATH']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..interpreter.errors import NtptError
+from .baselines import (
+    N_CLASSES,
+    NET_CLASSES,
+    BaselineConfig,
+    TorchLearner,
+    library_signature,
+    load_netstate,
+    mlp,
+    seeded,
+)
+
+
+class LSTMBaseline(TorchLearner):
+    """Per symbol: [softmax net_0, softmax net_1] -> stacked LSTM -> last hidden state -> 19 answers.
+
+    Args:
+        library: optional ``{"net_0": NetState, "net_1": NetState}`` to start the
+            perceptual nets from (both or either; the rest start at random). Their
+            signatures must match ``config.image_shape`` and ``config.embed_hidden``.
+        hidden: LSTM units per layer (paper: 1024).
+        layers: stacked LSTM layers (paper: 3).
+        dropout: dropout between LSTM layers (only with ``layers > 1``).
+        config: sizes and rates (``head_hidden`` and ``embed_size`` are not used).
+        seed: initialisation seed.
+
+    Raises:
+        NtptError: bad sizes, an unknown library network or a NetState that does not fit.
+
+    Example:
+        >>> from ntpt_dist.experiments.baselines_2x2 import MTNN
+        >>> small = BaselineConfig(embed_hidden=(8,))
+        >>> lib = MTNN(["ADD2x2:top"], config=small).library()
+        >>> lstm = LSTMBaseline(lib, hidden=16, layers=2, config=small)
+        >>> bool(torch.equal(lstm.perceptual["net_0"][0].bias, torch.from_numpy(lib["net_0"]["state"]["b0"])))
+        True
+    """
+
+    def __init__(
+        self,
+        library: Optional[Mapping[str, Mapping]] = None,
+        hidden: int = 128,
+        layers: int = 3,
+        dropout: float = 0.2,
+        config: BaselineConfig = BaselineConfig(),
+        seed: int = 0,
+    ):
+        super().__init__(["MATH"], config, ("MATH",))
+        if hidden < 1 or layers < 1 or not 0.0 <= dropout < 1.0:
+            raise NtptError(f"LSTM needs hidden >= 1, layers >= 1 and 0 <= dropout < 1, got hidden={hidden}, layers={layers}, dropout={dropout}")
+        library = dict(library or {})
+        unknown = sorted(set(library) - set(NET_CLASSES))
+        if unknown:
+            raise NtptError(f"the MATH LSTM reads with {sorted(NET_CLASSES)}, got library networks {unknown}; fix: drop them")
+        with seeded(seed):
+            self.perceptual = nn.ModuleDict(
+                {name: mlp([config.image_features, *config.embed_hidden, k]) for name, k in NET_CLASSES.items()}
+            )
+            self.lstm = nn.LSTM(sum(NET_CLASSES.values()), hidden, num_layers=layers, dropout=dropout if layers > 1 else 0.0, batch_first=True)
+            self.readout = nn.Linear(hidden, N_CLASSES)
+        for name, netstate in library.items():
+            load_netstate(self.perceptual[name], netstate, name, library_signature(name, config.image_shape, config.embed_hidden))
+        self._setup_optimizer([
+            {"params": list(self.perceptual.parameters()), "lr": config.lr * config.perceptual_lr_scale},
+            {"params": list(self.lstm.parameters()) + list(self.readout.parameters())},
+        ])
+
+    def forward(self, task: str, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        tape = self._images(task, inputs, "tape")  # [n, symbols, features]
+        if tape.shape[1] < 1:
+            raise NtptError(f"{task} input 'tape' needs at least one symbol, got shape {tuple(tape.shape)}")
+        embedded = torch.cat([torch.softmax(net(tape), dim=-1) for net in self.perceptual.values()], dim=-1)
+        states, _ = self.lstm(embedded)
+        return self.readout(states[:, -1])
