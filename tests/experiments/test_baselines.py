@@ -1,0 +1,182 @@
+"""Baselines: shapes, learning a trivially learnable task, PNN freezing, MTNN sharing, the LSTM's library start, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ntpt_dist.experiments.baselines import BaselineConfig, Learner, library_signature, mlp, mlp_to_netstate
+from ntpt_dist.experiments.baselines_2x2 import MTNN, PNN, Indep
+from ntpt_dist.experiments.baselines_math import LSTMBaseline
+from ntpt_dist.interpreter.errors import NtptError
+from ntpt_dist.interpreter.netfn import mlp_scores
+
+from .synthetic import grid_task, math_task
+
+torch.set_num_threads(1)
+TINY = BaselineConfig(embed_hidden=(32,), head_hidden=(32, 32), lr=1e-2)
+TASKS = ["ADD2x2:top", "ADD2x2:left", "APPLY2x2:top"]
+BUILDERS = {
+    "indep": lambda tasks, config=TINY, seed=0: Indep(tasks, config=config, seed=seed),
+    "pnn": lambda tasks, config=TINY, seed=0: PNN(tasks, config=config, seed=seed),
+    "mtnn1": lambda tasks, config=TINY, seed=0: MTNN(tasks, depth="mtnn1", config=config, seed=seed),
+    "mtnn2": lambda tasks, config=TINY, seed=0: MTNN(tasks, depth="mtnn2", config=config, seed=seed),
+}
+
+
+def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def train(learner, task: str, steps: int, seed: int = 0, batch: int = 32) -> list[float]:
+    data = grid_task(task, steps * batch, seed)
+    return [learner.train_step(task, data.take(slice(i * batch, (i + 1) * batch))) for i in range(steps)]
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_scores_have_one_row_of_19_per_instance_for_every_task(name):
+    learner = BUILDERS[name](TASKS)
+    assert isinstance(learner, Learner)
+    for task in TASKS:
+        data = grid_task(task, 5, seed=1)
+        assert learner.scores(task, data).shape == (5, 19)
+        assert 0.0 <= learner.accuracy(task, data) <= 1.0
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+@pytest.mark.parametrize("task", ["ADD2x2:left", "APPLY2x2:top"])
+def test_each_baseline_learns_a_trivially_learnable_task(name, task):
+    learner = BUILDERS[name](["ADD2x2:top", task] if task != "ADD2x2:top" else [task])
+    test = grid_task(task, 300, seed=99)
+    before = learner.accuracy(task, test)
+    losses = train(learner, task, steps=250)
+    after = learner.accuracy(task, test)
+    assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20])
+    assert after > 0.9 and after > before + 0.4
+
+
+def test_same_seed_same_learner_and_different_seed_different():
+    a, b, c = (BUILDERS["pnn"](TASKS, seed=s) for s in (3, 3, 4))
+    data = grid_task("ADD2x2:left", 8, seed=0)
+    assert np.array_equal(a.scores("ADD2x2:left", data), b.scores("ADD2x2:left", data))
+    assert not np.allclose(a.scores("ADD2x2:left", data), c.scores("ADD2x2:left", data))
+
+
+def test_pnn_training_a_later_task_leaves_earlier_columns_unchanged():
+    pnn = BUILDERS["pnn"](TASKS)
+    train(pnn, "ADD2x2:top", steps=5)
+    column0, column1 = params(pnn.columns[0]), params(pnn.columns[1])
+    train(pnn, "ADD2x2:left", steps=5)
+    assert all(torch.equal(v, dict(pnn.columns[0].named_parameters())[k]) for k, v in column0.items())
+    changed = [k for k, v in column1.items() if not torch.equal(v, dict(pnn.columns[1].named_parameters())[k])]
+    assert any(k.startswith("laterals.") for k in changed) and any(k.startswith("layers.") for k in changed)
+
+
+def test_pnn_later_column_reads_earlier_columns_through_laterals():
+    pnn = BUILDERS["pnn"](TASKS)
+    data = grid_task("APPLY2x2:top", 8, seed=0)
+    before = pnn.scores("APPLY2x2:top", data)
+    with torch.no_grad():
+        pnn.columns[0].layers[0].weight.mul_(2.0)  # an earlier column's change reaches the later one
+    assert not np.allclose(before, pnn.scores("APPLY2x2:top", data))
+    assert sorted({k.split("_")[1] for k in pnn.columns[2].laterals}) == ["0", "1"]
+    assert len(pnn.columns[0].laterals) == 0
+
+
+def test_indep_columns_share_nothing():
+    indep = BUILDERS["indep"](TASKS)
+    data = grid_task("ADD2x2:top", 8, seed=0)
+    before = indep.scores("ADD2x2:top", data)
+    train(indep, "ADD2x2:left", steps=5)
+    assert np.array_equal(before, indep.scores("ADD2x2:top", data))
+
+
+def test_mtnn_shares_net_0_across_digit_tasks_and_keeps_net_1_for_operators():
+    mtnn = BUILDERS["mtnn1"](TASKS)
+    assert [mtnn.net_for(t) for t in TASKS] == ["net_0", "net_0", "net_1"]
+    data = grid_task("ADD2x2:top", 8, seed=0)
+    before, nets = mtnn.scores("ADD2x2:top", data), params(mtnn.perceptual)
+    top_head = params(mtnn.heads[0])
+    train(mtnn, "ADD2x2:left", steps=5)
+    after = params(mtnn.perceptual)
+    assert not torch.equal(nets["net_0.0.weight"], after["net_0.0.weight"])  # the shared digit net moved ...
+    assert all(torch.equal(nets[k], after[k]) for k in nets if k.startswith("net_1."))  # ... the operator net did not
+    assert all(torch.equal(v, dict(mtnn.heads[0].named_parameters())[k]) for k, v in top_head.items())
+    assert not np.allclose(before, mtnn.scores("ADD2x2:top", data))  # so the other digit task's answers changed
+
+
+def test_mtnn_perceptual_nets_learn_100x_slower():
+    mtnn = BUILDERS["mtnn1"](TASKS)
+    lrs = [group["lr"] for group in mtnn.optimizer.param_groups]
+    assert lrs == pytest.approx([TINY.lr * 0.01, TINY.lr])
+    perceptual = {id(p) for p in mtnn.perceptual.parameters()}
+    assert {id(p) for p in mtnn.optimizer.param_groups[0]["params"]} == perceptual
+
+
+def test_mtnn2_heads_are_one_hidden_layer_for_add_and_three_for_apply():
+    config = BaselineConfig(embed_hidden=(8,))
+    depth = {
+        d: [sum(isinstance(m, torch.nn.Linear) for m in head) - 1 for head in MTNN(TASKS, depth=d, config=config).heads]
+        for d in ("mtnn1", "mtnn2")
+    }
+    assert depth == {"mtnn1": [3, 3, 3], "mtnn2": [1, 1, 3]}
+
+
+def test_mtnn_library_runs_like_the_interpreters_mlp():
+    mtnn = BUILDERS["mtnn2"](TASKS)
+    library = mtnn.library()
+    assert library["net_0"]["signature"] == library_signature("net_0", (28, 28), (32,)) == "(T28x28)->10|32"
+    images = grid_task("ADD2x2:top", 3, seed=0).inputs["grid"].reshape(-1, 784)
+    expected = mtnn.perceptual["net_0"](torch.from_numpy(images)).detach().numpy()
+    np.testing.assert_allclose(mlp_scores(library["net_0"]["state"], images), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_lstm_starts_from_the_given_library_and_refuses_a_misfit():
+    config = BaselineConfig(embed_hidden=(8,))
+    library = MTNN(["ADD2x2:top"], config=config, seed=5).library()
+    lstm = LSTMBaseline(library, hidden=8, layers=2, config=config)
+    for name, net in lstm.perceptual.items():
+        np.testing.assert_array_equal(mlp_to_netstate(net, "")["state"]["w1"], library[name]["state"]["w1"])
+    wrong = {"net_0": mlp_to_netstate(mlp([784, 9, 10]), library_signature("net_0", (28, 28), (9,)))}
+    with pytest.raises(NtptError, match="signature"):
+        LSTMBaseline(wrong, config=config)
+    wrong["net_0"]["signature"] = library["net_0"]["signature"]
+    with pytest.raises(NtptError, match="shape"):
+        LSTMBaseline(wrong, config=config)
+    with pytest.raises(NtptError, match="net_2"):
+        LSTMBaseline({"net_2": library["net_0"]}, config=config)
+
+
+def test_lstm_reads_tapes_of_any_length_and_learns_a_sum():
+    config = BaselineConfig(embed_hidden=(32,), lr=3e-3, perceptual_lr_scale=1.0)
+    stacked = LSTMBaseline(hidden=16, layers=3, dropout=0.5, config=config)
+    for digits in (1, 3):
+        assert stacked.scores("MATH", math_task(4, seed=0, digits=digits)).shape == (4, 19)
+    lstm = LSTMBaseline(hidden=32, layers=1, config=config)  # one layer learns within a test's budget; stacks need longer
+    data, test = math_task(300 * 32, seed=1), math_task(300, seed=2)
+    losses = [lstm.train_step("MATH", data.take(slice(i * 32, (i + 1) * 32))) for i in range(300)]
+    assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20])
+    assert lstm.accuracy("MATH", test) > 0.9
+
+
+def test_user_errors_name_the_rule_and_the_fix():
+    indep = BUILDERS["indep"](["ADD2x2:top", "APPLY2x2:top"])
+    apply = grid_task("APPLY2x2:top", 4, seed=0)
+    with pytest.raises(NtptError, match="built for tasks"):
+        indep.accuracy("ADD2x2:left", grid_task("ADD2x2:left", 4, seed=0))
+    with pytest.raises(NtptError, match="'aux'"):
+        indep.accuracy("APPLY2x2:top", apply.__class__("APPLY2x2:top", "test", {"grid": apply.inputs["grid"]}, apply.outputs, {}, {}))
+    bad = apply.__class__("APPLY2x2:top", "test", {**apply.inputs, "aux": apply.inputs["aux"] + 10}, apply.outputs, {}, {})
+    with pytest.raises(NtptError, match=r"0\.\.9"):
+        indep.train_step("APPLY2x2:top", bad)
+    small = apply.__class__("APPLY2x2:top", "test", {**apply.inputs, "grid": apply.inputs["grid"][..., :14]}, apply.outputs, {}, {})
+    with pytest.raises(NtptError, match="image_shape"):
+        indep.accuracy("APPLY2x2:top", small)
+    with pytest.raises(NtptError, match="at least one"):
+        indep.accuracy("APPLY2x2:top", apply.take(slice(0, 0)))
+    with pytest.raises(NtptError, match="handles"):
+        Indep(["MATH"], config=TINY)
+    with pytest.raises(NtptError, match="optimizer"):
+        BaselineConfig(optimizer="sgd")
+    with pytest.raises(NtptError, match="depth"):
+        MTNN(["ADD2x2:top"], depth="mtnn3", config=TINY)
