@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 
-from .parse import ModuleIR
+from .module_ir import ModuleIR
 
 STATEMENT_METHODS = ("set_to", "set_to_constant")
 CONST_FUNCS = ("min", "max", "range")

@@ -10,124 +10,20 @@ from __future__ import annotations
 import ast
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .errors import SourceError
 from .ir import Decl, LearnFn, RuntimeFn, Span, TensorArg, TensorDecl
+from .module_ir import ModuleIR, NotConstant, const_eval
+
+__all__ = ["ModuleIR", "parse"]
 
 DECL_KINDS = {"Input": "input", "Output": "output", "Param": "param", "Var": "var"}
 DECORATORS = ("Runtime", "Learn", "Inline")
 # What a @Runtime body may use besides the model's constants.
 RUNTIME_BUILTINS = {"min": min, "max": max, "abs": abs, "range": range, "len": len, "int": int, "bool": bool}
-
-
-@dataclass
-class ModuleIR:
-    """A parsed model: everything declared, and the executable statements as ast."""
-
-    source: str
-    filename: str
-    constants: dict[str, int] = field(default_factory=dict)
-    decls: dict[str, Decl] = field(default_factory=dict)
-    tensors: dict[str, TensorDecl] = field(default_factory=dict)
-    runtimes: dict[str, RuntimeFn] = field(default_factory=dict)
-    learns: dict[str, LearnFn] = field(default_factory=dict)
-    inlines: dict[str, ast.FunctionDef] = field(default_factory=dict)
-    body: list[ast.stmt] = field(default_factory=list)
-
-    def span(self, node: ast.AST) -> Span:
-        return span_of(node, self.filename)
-
-    def error(self, message: str, node: ast.AST, fix: str | None = None) -> SourceError:
-        return SourceError(message, self.span(node), self.source, fix)
-
-    def names(self) -> set[str]:
-        """Every module-level name a statement may refer to."""
-        return set(self.constants) | set(self.decls) | set(self.tensors) | set(self.runtimes) | set(
-            self.learns) | set(self.inlines)
-
-
-def span_of(node: ast.AST, filename: str) -> Span:
-    line = getattr(node, "lineno", 0)
-    col = getattr(node, "col_offset", 0)
-    return Span(filename, line, col, getattr(node, "end_lineno", line) or line, getattr(node, "end_col_offset", col) or col)
-
-
-# ---------------------------------------------------------------- constants
-
-
-_BINOPS = {
-    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-    ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b, ast.Pow: lambda a, b: a ** b,
-}  # fmt: skip
-_CMPOPS = {
-    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
-    ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
-}  # fmt: skip
-
-
-class NotConstant(Exception):
-    """Raised by :func:`const_eval` for an expression that is not a compile-time constant."""
-
-    def __init__(self, node: ast.AST, why: str):
-        super().__init__(why)
-        self.node, self.why = node, why
-
-
-def const_eval(node: ast.AST, env: Mapping[str, int]) -> int:
-    """Evaluate a compile-time integer expression (bools count as 0/1).
-
-    Raises:
-        NotConstant: the expression reads something that is not a constant.
-    """
-    if isinstance(node, ast.Constant) and isinstance(node.value, (bool, int)):
-        return int(node.value)
-    if isinstance(node, ast.Name):
-        if node.id in env:
-            return env[node.id]
-        raise NotConstant(node, f"'{node.id}' is not a constant")
-    if isinstance(node, ast.BinOp):
-        op = _BINOPS.get(type(node.op))
-        if op is None:
-            hint = "; use // for integer division" if isinstance(node.op, ast.Div) else ""
-            raise NotConstant(node, f"operator {type(node.op).__name__} is not supported in constants{hint}")
-        left, right = const_eval(node.left, env), const_eval(node.right, env)
-        if isinstance(node.op, (ast.FloorDiv, ast.Mod)) and right == 0:
-            raise NotConstant(node, "division by zero in a constant expression")
-        return int(op(left, right))
-    if isinstance(node, ast.UnaryOp):
-        value = const_eval(node.operand, env)
-        if isinstance(node.op, ast.USub):
-            return -value
-        if isinstance(node.op, ast.UAdd):
-            return value
-        if isinstance(node.op, ast.Not):
-            return int(not value)
-        raise NotConstant(node, "operator ~ is not supported in constants")
-    if isinstance(node, ast.Compare):
-        left = const_eval(node.left, env)
-        for op, right_node in zip(node.ops, node.comparators):
-            fn = _CMPOPS.get(type(op))
-            if fn is None:
-                raise NotConstant(node, f"comparison {type(op).__name__} is not supported")
-            right = const_eval(right_node, env)
-            if not fn(left, right):
-                return 0
-            left = right
-        return 1
-    if isinstance(node, ast.BoolOp):
-        values = [const_eval(v, env) for v in node.values]
-        return int(all(values) if isinstance(node.op, ast.And) else any(values))
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("min", "max") and node.args:
-        args = [const_eval(a, env) for a in node.args]
-        return min(args) if node.func.id == "min" else max(args)
-    raise NotConstant(node, f"{type(node).__name__} is not a constant expression")
-
-
-# ---------------------------------------------------------------- the pass
 
 
 def parse(source: str, filename: str = "<string>", hypers: Mapping[str, int] | None = None) -> ModuleIR:
