@@ -194,12 +194,9 @@ class _Unroller:
         if fn.name in self.inlining:
             raise self.err(f"@Inline '{fn.name}' calls itself (through {' -> '.join(self.inlining)}); inlining "
                            "would never end", node, "unroll the recursion with a for loop")
-        # Constant arguments are folded now, so names in the body cannot capture the caller's loop variables.
-        args = []
-        for a in node.args:
-            value = self.try_const(a, env)
-            args.append(ast.copy_location(ast.Constant(value), a) if value is not None else a)
-        return _substitute(fn, args)
+        # The caller's constants (loop and `with` variables) are folded into the arguments now, so a
+        # same-named variable in the body cannot capture them.
+        return _substitute(fn, [_fold_names(a, env) for a in node.args])
 
     def inline_value(self, node: ast.Call, env: Env, want: Optional[int]) -> Expr:
         body = self.expand(node, env)
@@ -421,6 +418,16 @@ def _covers(cases: tuple[Case, ...], ir: ModuleIR) -> bool:
             part = part // sizes[atom.elem] * len(atom.values)
         covered += part
     return covered == whole
+
+
+def _fold_names(node: ast.expr, env: Env) -> ast.expr:
+    """A copy of ``node`` with every name bound in ``env`` replaced by its value."""
+
+    class Fold(ast.NodeTransformer):
+        def visit_Name(self, name: ast.Name) -> ast.AST:  # noqa: N802 - ast API
+            return ast.copy_location(ast.Constant(env[name.id]), name) if name.id in env else name
+
+    return Fold().visit(copy.deepcopy(node))
 
 
 def _substitute(fn: ast.FunctionDef, args: list[ast.expr]) -> list[ast.stmt]:
