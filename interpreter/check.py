@@ -75,6 +75,7 @@ def _statement(ir: ModuleIR, node: ast.stmt, scope: set[str]) -> None:
             raise ir.error("for ... else is not supported", node.orelse[0])
         for a in it.args:
             _expr(ir, a, scope)
+        _fresh(ir, node.target, scope)
         inner = scope | {node.target.id}
         for s in node.body:
             _statement(ir, s, inner)
@@ -85,12 +86,41 @@ def _statement(ir: ModuleIR, node: ast.stmt, scope: set[str]) -> None:
             if not isinstance(item.optional_vars, ast.Name):
                 raise ir.error("`with` needs the form `with x as i:`", item.context_expr)
             _expr(ir, item.context_expr, inner)
+            _fresh(ir, item.optional_vars, inner)
             inner.add(item.optional_vars.id)
         for s in node.body:
             _statement(ir, s, inner)
         return
-    raise ir.error(f"unsupported statement ({type(node).__name__}) in a model", node,
-                   "models use set_to/set_to_constant, if/elif/else, for ... in range(...) and with ... as ...")
+    why, fix = _UNSUPPORTED.get(type(node), (f"{type(node).__name__} statements are not part of the language", None))
+    raise ir.error(f"unsupported statement: {why}", node,
+                   fix or "models use set_to/set_to_constant, if/elif/else, for ... in range(...) and with ... as ...")
+
+
+# Statements a Python programmer may reach for, with what to write instead.
+_UNSUPPORTED = {
+    ast.While: ("`while` loops cannot be unrolled at compile time", "use `for t in range(T):` with a constant bound"),
+    ast.AugAssign: ("augmented assignment (`+=` ...) would assign an element twice",
+                    "assign a new element, e.g. `x[t + 1].set_to(INC(x[t]))`"),
+    ast.Assign: ("`=` inside the model's statements; elements are assigned with .set_to(e)",
+                 "write `x.set_to(e)`, or move constants and declarations to module level"),
+    ast.AnnAssign: ("annotated assignment", "write `x.set_to(e)`"),
+    ast.Return: ("`return` outside a function", "only @Runtime and @Inline functions return values"),
+    ast.FunctionDef: ("a function defined inside a statement", "define @Runtime/@Learn/@Inline functions at module level"),
+    ast.Expr: ("an expression whose value is thrown away", "assign it with x.set_to(...)"),
+    ast.Break: ("`break` (loops are unrolled completely)", "guard the body with `if` on a variable instead"),
+    ast.Continue: ("`continue` (loops are unrolled completely)", "guard the body with `if` on a variable instead"),
+    ast.Try: ("`try` (nothing in a model raises at run time)", None),
+    ast.Delete: ("`del`", None),
+    ast.Global: ("`global`", None),
+    ast.Nonlocal: ("`nonlocal`", None),
+}
+
+
+def _fresh(ir: ModuleIR, name: ast.Name, scope: set[str]) -> None:
+    """A loop or `with` variable must not hide a declared name (its reads would silently change meaning)."""
+    if name.id in ir.names():
+        raise ir.error(f"the loop/with variable '{name.id}' has the name of a module-level declaration", name,
+                       "choose another variable name")
 
 
 def _target(ir: ModuleIR, node: ast.expr, scope: set[str]) -> None:
