@@ -10,8 +10,9 @@ its schedule only as a picture (Fig. 6a, top); the choice here:
   ``period = 64,000`` examples and ``width = 0.5`` periods. The probabilities
   are the normalised weights, so they always sum to 1.
 - Each task dominates in turn for 64k examples (about 79% of the draws at its
-  peak, 49% each midway between two neighbours); the lifetime is 8 x 64k =
-  512k examples, the length of the paper's x axis. A task is hardly drawn once
+  peak, 49% each midway between two neighbours; the first task has 98% at
+  the start and the last 98% at the end, having one neighbour only); the
+  lifetime is 8 x 64k = 512k examples, the length of the paper's x axis. A task is hardly drawn once
   two periods have passed, so later accuracy changes show transfer or
   forgetting.
 - ``scale`` shrinks the lifetime (the period, hence every bump, and the

@@ -162,3 +162,48 @@ def test_main_reports_a_bad_model_as_one_error_line(tmp_path, capsys):
     assert main(["--models", "mtnn3", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --models must list learners from indep, pnn") and "'mtnn3'" in err
+
+
+# --- each baseline through a lifetime -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["indep", "pnn", "mtnn1"])
+def test_tiny_lifetime_runs_end_to_end_with_the_other_baselines(name, tasks_data):
+    learner = make_learner(name, PAPER_TASKS, TINY, seed=0)
+    result = run_lifelong(learner, tasks_data, batch_size=20, eval_every=256_000, scale=0.004, name=name)
+    assert result.learner == name and len(result.examples) == 3
+    assert all(0.0 <= a <= 1.0 for accs in result.accuracy.values() for a in accs)
+    assert result.train_s > 0 and result.eval_s > 0
+
+
+def test_a_baseline_improves_on_its_tasks_during_a_short_lifetime():
+    tasks = ("ADD2x2:top", "ADD2x2:left")
+    data = {t: (grid_task(t, 200, seed=k), grid_task(t, 200, seed=50 + k)) for k, t in enumerate(tasks)}
+    config = BaselineConfig(embed_hidden=(32,), head_hidden=(32,), lr=1e-2, perceptual_lr_scale=1.0)
+    result = run_lifelong(make_learner("mtnn2", tasks, config), data, Schedule(tasks, period=3_000), batch_size=25, eval_every=1_500)
+    for t in tasks:
+        assert result.accuracy[t][-1] > result.accuracy[t][0] + 0.3
+
+
+@pytest.mark.parametrize("kwargs", [{"tasks": ()}, {"width": 0.0}])
+def test_a_schedule_without_tasks_or_width_is_refused(kwargs):
+    with pytest.raises(NtptError, match="a schedule needs tasks, period > 0 and width > 0"):
+        Schedule(**kwargs)
+
+
+def test_run_lifelong_refuses_an_empty_batch_size(tasks_data):
+    with pytest.raises(NtptError, match="batch_size and eval_every must be >= 1, got batch_size=0"):
+        run_lifelong(Recorder(), tasks_data, batch_size=0, scale=0.01)
+
+
+def test_figures_main_combines_result_files(tmp_path, capsys):
+    files = []
+    for name, final in (("indep", 0.3), ("ntpt", 0.9)):
+        files.append(tmp_path / f"lifelong_{name}.json")
+        files[-1].write_text(json.dumps(fake_result(name, final).to_dict()))
+    assert figures.main([str(f) for f in files] + ["--out", str(tmp_path / "fig")]) == 0
+    assert "| ADD2x2 | left | 30% | 90% |" in (tmp_path / "fig" / "lifelong.md").read_text()
+    assert (tmp_path / "fig" / "lifelong.png").is_file()
+    (tmp_path / "bad.json").write_text("{}")
+    assert figures.main([str(tmp_path / "bad.json")]) == 2
+    assert capsys.readouterr().err.startswith("error: cannot read a LifelongResult from")
