@@ -227,3 +227,22 @@ def test_compiled_round_trip_is_exact_through_json_and_back():
     x = np.random.default_rng(0).integers(0, 3, size=(20, 2))
     assert all(np.array_equal(prog.run({"x": x})[k], back.run({"x": x})[k]) for k in ("y", "z"))
     assert back.source == prog.source and back.meta == {"accuracy": 0.75, "library_version": 3}
+
+
+def test_intended_fixture_programs_are_exact_also_on_longer_runs():
+    """The fixture models' documented solutions, as Programs, fit independent ground truth,
+    and the Turing machine and maze programs generalise to a longer tape / more steps."""
+    compile_file = pytest.importorskip("ntpt_dist.interpreter.model").compile_file
+    from .fixture_data import INTENDED, MODELS, circuit_data, maze_data, turing_data
+
+    rng = np.random.default_rng(0)
+    circuit = Program(compile_file(MODELS / "circuit.py"), INTENDED["circuit"])
+    assert circuit.accuracy(circuit_data()) == 1.0
+    turing = Program(compile_file(MODELS / "turing.py", {"tapeLength": 3, "numTimesteps": 4}), INTENDED["turing"])
+    assert turing.accuracy(turing_data(rng, 20, 3)) == 1.0
+    assert turing.accuracy(turing_data(rng, 20, 8), hypers={"tapeLength": 8, "numTimesteps": 9}) == 1.0
+    maze = Program(compile_file(MODELS / "maze_int.py", {"T": 10, "W": 3, "H": 2}), INTENDED["maze_int"])
+    assert maze.accuracy(maze_data(rng, 20, 10, 3, 2)) == 1.0
+    assert maze.accuracy(maze_data(rng, 20, 30, 4, 3), hypers={"T": 30, "W": 4, "H": 3}) == 1.0
+    wrong = Program(turing.model, {**INTENDED["turing"], "write": [[0, 0, 0], [0, 1, 2]]})
+    assert wrong.accuracy(turing_data(rng, 20, 3)) < 1.0
