@@ -1,5 +1,9 @@
 """Figures of the lifelong experiment: Fig. 6-style curves (PNG) and the Fig. 7 table (markdown).
 
+Combine results of separate runs (e.g. one model per machine)::
+
+    python -m ntpt_dist.experiments.figures runs/a/lifelong_pnn.json runs/b/lifelong_mtnn2.json --out runs/fig
+
 Example:
     >>> r = LifelongResult("mtnn2", ["ADD2x2:top"], [0, 100], {"ADD2x2:top": [0.1, 0.6]})
     >>> print(accuracy_table([r]))
@@ -10,10 +14,13 @@ Example:
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -122,3 +129,38 @@ def plot_lifelong(results: Sequence[LifelongResult], path: Union[str, Path], col
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Read ``lifelong_<model>.json`` files and write ``<out>/lifelong.png`` and ``<out>/lifelong.md`` for all of them.
+
+    Returns the exit status: 0, or 2 after printing ``error: ...`` for unreadable input.
+
+    Example:
+        >>> main(["runs/lifelong/lifelong_pnn.json", "--out", "runs/fig"])  # doctest: +SKIP
+        0
+    """
+    p = argparse.ArgumentParser(prog="python -m ntpt_dist.experiments.figures", description=main.__doc__.splitlines()[0])
+    p.add_argument("results", nargs="+", help="LifelongResult JSON files (from experiments.lifelong)")
+    p.add_argument("--out", default="runs/lifelong", help="folder for lifelong.png and lifelong.md")
+    args = p.parse_args(argv)
+    try:
+        results = []
+        for name in args.results:
+            try:
+                results.append(LifelongResult.from_dict(json.loads(Path(name).read_text())))
+            except (OSError, ValueError, TypeError) as err:
+                raise NtptError(f"cannot read a LifelongResult from {name}: {err}; fix: pass lifelong_<model>.json files") from err
+        out = Path(args.out)
+        plot_lifelong(results, out / "lifelong.png")
+        table = accuracy_table(results)
+        (out / "lifelong.md").write_text(table + "\n")
+        print(table)
+    except NtptError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
