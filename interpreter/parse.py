@@ -177,15 +177,31 @@ def _runtime(ir: ModuleIR, node: ast.FunctionDef, deco: ast.AST) -> RuntimeFn:
         try:
             value = fn(*args)
         except Exception as e:  # noqa: BLE001 - any failure of user code is reported at its function
-            raise ir.error(f"@Runtime '{node.name}{args}' raised {type(e).__name__}: {e}", node) from None
+            call = f"{node.name}({', '.join(map(str, args))})"
+            raise SourceError(f"@Runtime '{call}' raised {type(e).__name__}: {e}", _raising_line(ir, node, e),
+                              ir.source, "make the function total on its declared argument ranges") from None
         if isinstance(value, bool):
             value = int(value)
         if not isinstance(value, (int, np.integer)) or not 0 <= value < out:
-            raise ir.error(f"@Runtime '{node.name}{args}' returned {value!r}, outside its output range 0..{out - 1}",
+            raise ir.error(f"@Runtime '{node.name}({', '.join(map(str, args))})' returned {value!r}, outside its output range 0..{out - 1}",
                            node, f"return an integer in 0..{out - 1} for every argument, or widen the range")
         table[args] = value
     table.setflags(write=False)
     return RuntimeFn(node.name, arg_sizes, out, table, ir.span(node))
+
+
+def _raising_line(ir: ModuleIR, fn: ast.FunctionDef, exc: BaseException) -> Span:
+    """The span of the line in ``fn``'s body that raised ``exc`` (the def line if it cannot be found)."""
+    tb, line = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == ir.filename and fn.lineno <= tb.tb_lineno <= (fn.end_lineno or 0):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    if line is None:
+        return ir.span(fn)
+    text = ir.source.splitlines()[line - 1]
+    indent = len(text) - len(text.lstrip())
+    return Span(ir.filename, line, indent, line, len(text.rstrip()))
 
 
 def _learn(ir: ModuleIR, node: ast.FunctionDef, deco: ast.AST) -> LearnFn:
