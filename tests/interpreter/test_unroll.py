@@ -1,0 +1,210 @@
+"""unroll: loops, with/if -> cases and atoms, @Inline, statement order, and the fixture models."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from ntpt_dist.interpreter.ir import Assign, Atom, Call, Const, Elem, FlatModel, TensorElem
+from ntpt_dist.interpreter.model import compile_file
+
+from .conftest import front_end, source_error
+
+MODELS = Path(__file__).parent / "models"
+EXPERIMENT_MODELS = Path(__file__).parents[2] / "experiments" / "models"
+SMALL = {"T": 5, "W": 3, "H": 2, "N": 2, "numTimesteps": 4, "tapeLength": 3}
+
+
+def by_target(flat: FlatModel) -> dict[str, Assign]:
+    return {str(a.target): a for a in flat.statements}
+
+
+def cases(assign: Assign) -> set[tuple[tuple[tuple[str, tuple[int, ...]], ...], str]]:
+    """A case as ((elem, sorted values), ...) and its expression, for comparisons."""
+    return {(tuple((str(a.elem), tuple(sorted(a.values))) for a in c.cond), str(c.expr)) for c in assign.cases}
+
+
+def reads(expr) -> list[Elem]:
+    if isinstance(expr, Elem):
+        return [expr]
+    if isinstance(expr, Call):
+        return [e for a in expr.args for e in reads(a)]
+    return []
+
+
+def assert_assigned_before_read(flat: FlatModel) -> None:
+    """Every Elem a statement reads (in atoms or expressions) is an Input/Param or assigned earlier."""
+    done: set[Elem] = set()
+    for a in flat.statements:
+        for c in a.cases:
+            for e in [atom.elem for atom in c.cond] + reads(c.expr):
+                assert flat.decls[e.name].kind in ("input", "param") or e in done, f"{a.target} reads {e} too early"
+        assert a.target not in done, f"{a.target} assigned by two statements"
+        done.add(a.target)
+
+
+HEAD = "x = Input(3)\np = Param(2)\nv = Var(3)[4]\nout = Output(3)\n"
+
+
+def test_for_loop_is_unrolled_with_constant_bounds():
+    flat = front_end(HEAD + "N = 1\nfor t in range(0, 4, 2):\n    v[t].set_to(x)\nfor t in range(N, 4, 2):\n"
+                     "    v[t].set_to(v[t - 1])\nout.set_to(v[3])\n")
+    assert [(str(a.target), str(a.cases[0].expr)) for a in flat.statements] == [
+        ("v[0]", "x"), ("v[2]", "x"), ("v[1]", "v[0]"), ("v[3]", "v[2]"), ("out", "v[3]")]
+
+
+def test_nested_for_loops_and_two_dimensional_indexing():
+    flat = front_end("a = Var(2)[2, 3]\no = Output(2)\nfor i in range(2):\n    for j in range(3):\n"
+                     "        a[i, j].set_to((i + j) % 2)\no.set_to(a[1][2])\n")
+    got = by_target(flat)
+    assert {k: str(v.cases[0].expr) for k, v in got.items() if k.startswith("a")} == {
+        f"a[{i}, {j}]": str((i + j) % 2) for i in range(2) for j in range(3)}
+    assert got["o"].cases[0].expr == Elem("a", (1, 2))
+
+
+def test_with_makes_one_exhaustive_case_per_value():
+    flat = front_end(HEAD + "for t in range(3):\n    v[t].set_to(t)\nwith x as i:\n    out.set_to(v[i])\n")
+    out = by_target(flat)["out"]
+    assert cases(out) == {((("x", (i,)),), f"v[{i}]") for i in range(3)}
+    assert out.total
+
+
+def test_if_elif_else_atoms_and_totality():
+    flat = front_end(HEAD + "if x == 0:\n    out.set_to(2)\nelif x != 2:\n    out.set_to(1)\nelse:\n    out.set_to(0)\n")
+    out = by_target(flat)["out"]
+    assert cases(out) == {((("x", (0,)),), "2"), ((("x", (1,)),), "1"), ((("x", (2,)),), "0")}
+    assert out.total
+
+
+def test_if_without_else_is_partial_unless_the_values_cover_the_range():
+    partial = by_target(front_end(HEAD + "if x == 0:\n    out.set_to(1)\n"))["out"]
+    assert not partial.total and cases(partial) == {((("x", (0,)),), "1")}
+    covered = by_target(front_end(HEAD + "if p == 0:\n    out.set_to(1)\nelif p == 1:\n    out.set_to(2)\n"))["out"]
+    assert covered.total
+
+
+def test_not_equal_takes_the_other_values():
+    out = by_target(front_end(HEAD + "if x != 1:\n    out.set_to(0)\nelse:\n    out.set_to(1)\n"))["out"]
+    assert cases(out) == {((("x", (0, 2)),), "0"), ((("x", (1,)),), "1")}
+
+
+@pytest.mark.parametrize("cond, taken", [
+    ("t == 0", [0]), ("t != 0", [1, 2, 3]), ("t < 2", [0, 1]), ("t <= 2 and t > 0", [1, 2]),
+    ("t >= 3 or t == 0", [0, 3]), ("not t", [0]),
+])
+def test_constant_conditions_are_decided_statically(cond, taken):
+    flat = front_end(HEAD + f"for t in range(4):\n    if {cond}:\n        v[t].set_to(1)\n    else:\n"
+                     "        v[t].set_to(2)\nout.set_to(0)\n")
+    got = by_target(flat)
+    assert all(got[f"v[{t}]"].cases[0].cond == () for t in range(4))
+    assert [t for t in range(4) if got[f"v[{t}]"].cases[0].expr == Const(1)] == taken
+
+
+def test_nested_atoms_conjoin_and_same_element_atoms_intersect():
+    flat = front_end(HEAD + "if x != 0:\n    with p as j:\n        if x != 1:\n            out.set_to(j)\n"
+                     "        if x == 0:\n            v[0].set_to(0)\n")
+    out = by_target(flat)["out"]
+    assert cases(out) == {((("p", (j,)), ("x", (2,))), str(j)) for j in range(2)}
+    assert "v[0]" not in by_target(flat)  # x != 0 and x == 0: the case is dropped
+
+
+def test_disjoint_top_level_statements_merge_into_one_assign():
+    flat = front_end(HEAD + "if x == 0:\n    out.set_to(1)\nv[0].set_to(0)\nif x != 0:\n    out.set_to(2)\n")
+    targets = [str(a.target) for a in flat.statements]
+    assert targets.count("out") == 1 and targets.index("out") > targets.index("v[0]")
+    out = by_target(flat)["out"]
+    assert out.total and len(out.cases) == 2
+
+
+def test_overlapping_top_level_statements_are_a_double_assignment():
+    err = source_error(HEAD + "if x == 0:\n    out.set_to(1)\nif p == 0:\n    out.set_to(2)\n")
+    assert "assigned twice" in err.message and "model.py:6:5" in err.message
+
+
+def test_a_value_assigned_on_the_same_path_is_substituted():
+    flat = front_end(HEAD + "@Runtime([3], 3)\ndef inc(a):\n    return (a + 1) % 3\n"
+                     "with p as j:\n    v[0].set_to(inc(x))\n    v[1].set_to(inc(v[0]))\n    out.set_to(v[1])\n")
+    got = by_target(flat)
+    assert {str(c.expr) for c in got["out"].cases} == {"inc(inc(x))"}
+    assert isinstance(got["out"].cases[0].expr, Call) and got["out"].cases[0].expr.args[0] == Call("inc", (Elem("x"),))
+
+
+def test_constants_and_calls_with_constant_arguments():
+    flat = front_end(HEAD + "K = 2\n@Runtime([3, 3], 3)\ndef add(a, b):\n    return (a + b) % 3\n"
+                     "v[0].set_to_constant(K)\nv[1].set_to(K - 1)\nout.set_to(add(x, 2))\n")
+    got = by_target(flat)
+    assert got["v[0]"].cases[0].expr == Const(2) and got["v[1]"].cases[0].expr == Const(1)
+    assert got["out"].cases[0].expr == Call("add", (Elem("x"), Const(2)))
+
+
+def test_learn_call_on_a_tensor_cell_selected_by_with():
+    flat = front_end("img = InputTensor(4)[2, 3]\ny = Input(2)\nx = Input(3)\nout = Output(5)\n"
+                     "@Learn([Tensor(4)], 5, hid_sizes=[8])\ndef LOOK(a):\n    pass\n"
+                     "with x as i:\n    with y as j:\n        out.set_to(LOOK(img[j, i]))\n")
+    out = by_target(flat)["out"]
+    assert len(out.cases) == 6 and out.total
+    assert {c.expr for c in out.cases} == {Call("LOOK", (TensorElem("img", (j, i)),)) for i in range(3) for j in range(2)}
+
+
+def test_tape_indexing_by_two_subscripts_equals_a_tuple():
+    a = front_end("tape = Var(2)[3, 2]\ni = Input(2)\no = Output(2)\nfor t in range(3):\n    for k in range(2):\n"
+                  "        tape[t, k].set_to(k)\nwith i as h:\n    o.set_to(tape[2][h])\n")
+    assert cases(by_target(a)["o"]) == {((("i", (h,)),), f"tape[2, {h}]") for h in range(2)}
+
+
+def test_inline_statement_and_inline_value():
+    flat = front_end(HEAD + "@Runtime([3], 3)\ndef inc(a):\n    return (a + 1) % 3\n"
+                     "@Inline()\ndef copy_to(src, dst):\n    dst.set_to(src)\n"
+                     "@Inline()\ndef twice(a):\n    return inc(inc(a))\n"
+                     "for t in range(2):\n    copy_to(x, v[t])\nout.set_to(twice(v[1]))\n")
+    got = by_target(flat)
+    assert got["v[0]"].cases[0].expr == Elem("x") and got["v[1]"].cases[0].expr == Elem("x")
+    assert str(got["out"].cases[0].expr) == "inc(inc(v[1]))"
+
+
+def test_inline_arguments_cannot_be_captured_by_its_own_variables():
+    flat = front_end(HEAD + "@Inline()\ndef fill(dst):\n    for t in range(1):\n        dst.set_to(2)\n"
+                     "for t in range(3):\n    fill(v[t])\nout.set_to(0)\n")
+    assert {str(a.target) for a in flat.statements} == {"v[0]", "v[1]", "v[2]", "out"}
+
+
+def test_inline_with_branches_on_its_arguments():
+    flat = front_end(HEAD + "@Inline()\ndef pick(sel, dst):\n    if sel == 0:\n        dst.set_to(1)\n    else:\n"
+                     "        dst.set_to(2)\npick(p, out)\n")
+    assert cases(by_target(flat)["out"]) == {((("p", (0,)),), "1"), ((("p", (1,)),), "2")}
+
+
+def test_flat_model_carries_constants_source_and_filename():
+    flat = front_end("T = Hyper()\nL = T * 2\nx = Input(2)\no = Output(2)\no.set_to(x)\n", {"T": 3})
+    assert flat.constants == {"T": 3, "L": 6}
+    assert flat.filename == "model.py" and flat.source.startswith("T = Hyper()")
+
+
+@pytest.mark.parametrize("path", sorted(MODELS.glob("*.py")) + sorted(EXPERIMENT_MODELS.glob("[a-z]*.py")),
+                         ids=lambda p: p.stem)
+def test_models_compile_in_read_before_write_order(path):
+    flat = compile_file(path, SMALL).flat
+    assert flat.statements and flat.outputs
+    assert_assigned_before_read(flat)
+
+
+def test_fig1_maze_with_45_steps_unrolls_in_well_under_a_second():
+    source = (MODELS / "maze_int.py").read_text()
+    best = min(_timed(lambda: front_end(source, {"T": 45, "W": 5, "H": 3})) for _ in range(3))
+    # measured 0.2-0.3 s on the shared 2-core box (was 1.8 s before the position trie)
+    assert best < 1.0, f"unroll took {best:.2f}s"
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def test_atoms_are_on_distinct_elements_within_a_case():
+    flat = compile_file(MODELS / "maze_int.py", SMALL).flat
+    for a in flat.statements:
+        for c in a.cases:
+            elems = [atom.elem for atom in c.cond]
+            assert len(elems) == len(set(elems)) and all(isinstance(atom, Atom) and atom.values for atom in c.cond)
