@@ -157,7 +157,7 @@ class Call:
     """
 
     fn: str
-    args: tuple["Expr", ...]
+    args: tuple[Expr, ...]
     span: Span = field(default=NO_SPAN, compare=False)
 
     def __str__(self) -> str:

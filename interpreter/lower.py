@@ -344,7 +344,7 @@ class _Planner:
 
     def runtime(self, call: Call) -> int:
         fn = self.flat.runtimes[call.fn]
-        table = F.one_hot(torch.as_tensor(np.asarray(fn.table, dtype=np.int64)), fn.out_size).to(self.dtype)
+        table = F.one_hot(torch.as_tensor(np.array(fn.table, dtype=np.int64)), fn.out_size).to(self.dtype)
         args = []
         for pos in reversed(range(len(call.args))):  # fold constants, last position first
             a = call.args[pos]

@@ -6,8 +6,9 @@ Lowering to torch happens on demand (training builds a ``RestartBlock``), so a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Optional
 
 from .check import check
 from .errors import NtptError
@@ -40,7 +41,7 @@ class Model:
     def filename(self) -> str:
         return self.flat.filename
 
-    def with_hypers(self, hypers: Mapping[str, int]) -> "Model":
+    def with_hypers(self, hypers: Mapping[str, int]) -> Model:
         """The same source compiled with other hypers (e.g. a longer tape)."""
         merged = {**self.hypers, **hypers}
         return compile_source(self.source, merged, filename=self.filename, listing=self.listing)
