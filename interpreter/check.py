@@ -58,6 +58,19 @@ def _statement(ir: ModuleIR, node: ast.stmt, scope: set[str]) -> None:
             return
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
         return
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        # A local constant (`ptr = base + i`) or alias (`out = reg[i]`), as TerpreT models use in loops.
+        name = node.targets[0]
+        callee = node.value.func.id if isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name) else ""
+        if callee in ("Input", "Output", "Param", "Var", "InputTensor", "Hyper"):
+            raise ir.error(f"{callee}(...) declared inside a statement; declarations are made once, at module level",
+                           node.value, "move the declaration to module level (use an array for one per step)")
+        if name.id in ir.names():
+            raise ir.error(f"'{name.id}' is declared at module level and cannot be rebound inside a statement", name,
+                           "give the local name another name")
+        _expr(ir, node.value, scope)
+        scope.add(name.id)
+        return
     if isinstance(node, ast.If):
         _expr(ir, node.test, scope)
         for s in node.body + node.orelse:
@@ -101,8 +114,8 @@ _UNSUPPORTED = {
     ast.While: ("`while` loops cannot be unrolled at compile time", "use `for t in range(T):` with a constant bound"),
     ast.AugAssign: ("augmented assignment (`+=` ...) would assign an element twice",
                     "assign a new element, e.g. `x[t + 1].set_to(INC(x[t]))`"),
-    ast.Assign: ("`=` inside the model's statements; elements are assigned with .set_to(e)",
-                 "write `x.set_to(e)`, or move constants and declarations to module level"),
+    ast.Assign: ("`=` with several or non-name targets; elements are assigned with .set_to(e)",
+                 "write `x.set_to(e)`; `name = <constant or element>` makes a local name"),
     ast.AnnAssign: ("annotated assignment", "write `x.set_to(e)`"),
     ast.Return: ("`return` outside a function", "only @Runtime and @Inline functions return values"),
     ast.FunctionDef: ("a function defined inside a statement", "define @Runtime/@Learn/@Inline functions at module level"),

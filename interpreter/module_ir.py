@@ -71,7 +71,7 @@ class NotConstant(Exception):
         self.node, self.why = node, why
 
 
-def const_eval(node: ast.AST, env: Mapping[str, int]) -> int:
+def const_eval(node: ast.AST, env: Mapping[str, object]) -> int:
     """Evaluate a compile-time integer expression (bools count as 0/1).
 
     Raises:
@@ -80,8 +80,9 @@ def const_eval(node: ast.AST, env: Mapping[str, int]) -> int:
     if isinstance(node, ast.Constant) and isinstance(node.value, (bool, int)):
         return int(node.value)
     if isinstance(node, ast.Name):
-        if node.id in env:
-            return env[node.id]
+        value = env.get(node.id)
+        if isinstance(value, int):  # unroll also binds local aliases (ast nodes) in env
+            return value
         raise NotConstant(node, f"'{node.id}' is not a constant")
     if isinstance(node, ast.BinOp):
         op = _BINOPS.get(type(node.op))

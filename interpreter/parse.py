@@ -65,6 +65,16 @@ def _module_statement(ir: ModuleIR, node: ast.stmt, hypers: Mapping[str, int]) -
     if isinstance(node, ast.FunctionDef):
         _function(ir, node)
         return
+    if isinstance(node, ast.If) and all(isinstance(s, (ast.Assign, ast.Pass)) for s in node.body + node.orelse):
+        # TerpreT sizes things with `if lambdaLength > 0: size = ... else: size = ...`.
+        try:
+            taken = node.body if const_eval(node.test, ir.constants) else node.orelse
+        except NotConstant:
+            taken = None  # an `if` on an element: a statement, for unroll
+        if taken is not None:
+            for stmt in taken:
+                _module_statement(ir, stmt, hypers)
+            return
     if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
         name = node.targets[0].id
         if name in ir.names():

@@ -37,7 +37,7 @@ from .module_ir import ModuleIR, NotConstant, const_eval
 
 Path = dict[Elem, frozenset]  # conjunction of atoms, one per element
 Pos = tuple[tuple[int, int], ...]  # (branch-point key, choice) pairs from the top-level statement down
-Env = dict[str, int]
+Env = dict[str, Union[int, ast.expr]]  # constants, and local aliases of elements (folded ast)
 
 
 class _Slot:
@@ -91,10 +91,11 @@ class _Unroller:
 
     def ref(self, node: ast.AST, env: Env) -> Union[Elem, TensorElem, None]:
         """The element a Name/Subscript refers to, with indices checked; None if not a declaration."""
-        base, idx_nodes = node, []
-        while isinstance(base, ast.Subscript):  # tape[t, i] and tape[t][i]
-            idx_nodes = (base.slice.elts if isinstance(base.slice, ast.Tuple) else [base.slice]) + idx_nodes
-            base = base.value
+        base, idx_nodes = _unsubscript(node)
+        alias = env.get(base.id) if isinstance(base, ast.Name) else None
+        if isinstance(alias, ast.AST):  # `out = reg[i]` earlier: out[j] means reg[i, j]
+            base, first = _unsubscript(alias)
+            idx_nodes = first + idx_nodes
         if not isinstance(base, ast.Name):
             return None
         decl = self.ir.decls.get(base.id) or self.ir.tensors.get(base.id)
@@ -232,11 +233,15 @@ class _Unroller:
         """
         if isinstance(node, ast.For):
             for value in self.loop_range(node, env):
+                inner = {**env, node.target.id: value}  # one per iteration: local names carry to later statements
                 for stmt in node.body:
-                    self.top(stmt, {**env, node.target.id: value})
+                    self.top(stmt, inner)
             return
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name):
             self.inline_statement(node.value, env, lambda s: self.top(s, env))
+            return
+        if isinstance(node, ast.Assign):
+            self.bind(node, env)
             return
         if isinstance(node, ast.If) and (test := self.try_const(node.test, env)) is not None:
             for stmt in node.body if test else node.orelse:
@@ -248,6 +253,20 @@ class _Unroller:
             self.emit(target, where)
         self.pending = {}
 
+    def bind(self, node: ast.Assign, env: Env) -> None:
+        """``name = <constant>`` or ``name = <element or array>``: a local name for the statements after it."""
+        name, value = node.targets[0].id, node.value
+        const = self.try_const(value, env)
+        if const is not None:
+            env[name] = const
+            return
+        folded = _fold_names(value, env)
+        base, _ = _unsubscript(folded)
+        if not (isinstance(base, ast.Name) and (base.id in self.ir.decls or base.id in self.ir.tensors)):
+            raise self.err(f"local name '{name}' must stand for a constant or a declared element, but its value is "
+                           "neither", value, "assign computed values to a Var with set_to")
+        env[name] = folded
+
     def loop_range(self, node: ast.For, env: Env) -> range:
         return range(*(self.const(a, env, "a range() bound") for a in node.iter.args))
 
@@ -257,8 +276,12 @@ class _Unroller:
             return
         if isinstance(node, ast.For):
             for value in self.loop_range(node, env):
+                inner = {**env, node.target.id: value}
                 for stmt in node.body:
-                    self.statement(stmt, {**env, node.target.id: value}, path, pos)
+                    self.statement(stmt, inner, path, pos)
+            return
+        if isinstance(node, ast.Assign):
+            self.bind(node, env)
             return
         if isinstance(node, ast.With):
             self.with_(node, list(node.items), env, path, pos)
@@ -420,12 +443,24 @@ def _covers(cases: tuple[Case, ...], ir: ModuleIR) -> bool:
     return covered == whole
 
 
+def _unsubscript(node: ast.AST) -> tuple[ast.AST, list[ast.expr]]:
+    """``tape[t, i]`` and ``tape[t][i]`` -> (``tape``, [t, i])."""
+    idx: list[ast.expr] = []
+    while isinstance(node, ast.Subscript):
+        idx = (node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]) + idx
+        node = node.value
+    return node, idx
+
+
 def _fold_names(node: ast.expr, env: Env) -> ast.expr:
-    """A copy of ``node`` with every name bound in ``env`` replaced by its value."""
+    """A copy of ``node`` with every name bound in ``env`` replaced by its value (constant or alias)."""
 
     class Fold(ast.NodeTransformer):
         def visit_Name(self, name: ast.Name) -> ast.AST:  # noqa: N802 - ast API
-            return ast.copy_location(ast.Constant(env[name.id]), name) if name.id in env else name
+            value = env.get(name.id)
+            if isinstance(value, ast.AST):
+                return copy.deepcopy(value)
+            return ast.copy_location(ast.Constant(value), name) if value is not None else name
 
     return Fold().visit(copy.deepcopy(node))
 

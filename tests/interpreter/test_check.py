@@ -76,6 +76,10 @@ BAD = {
                            "    pass\nout.set_to(net(img[1]))\n", 8, 16, "tensor 'img' has shape [4] but 'net' expects"),
     "non-constant range bound": (HEAD + "for t in range(x):\n    v[t].set_to(0)\n", 4, 16,
                                  "a range() bound must be a compile-time constant"),
+    "declaration inside a loop": (HEAD + "for t in range(2):\n    w = Var(2)\n", 5, 9,
+                                  "Var(...) declared inside a statement"),
+    "rebinding a declaration": (HEAD + "for t in range(2):\n    v = x\n", 5, 5,
+                                "'v' is declared at module level and cannot be rebound"),
     "array Hyper": ("N = Hyper()[2]\n", 1, 5, "Hyper() cannot be an array"),
     "division in a constant": ("N = 5 / 2\n", 1, 5, "use // for integer division"),
 }

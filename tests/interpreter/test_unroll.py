@@ -208,3 +208,59 @@ def test_atoms_are_on_distinct_elements_within_a_case():
         for c in a.cases:
             elems = [atom.elem for atom in c.cond]
             assert len(elems) == len(set(elems)) and all(isinstance(atom, Atom) and atom.values for atom in c.cond)
+
+
+TERPRET_STYLE = '''\
+from dummy import Hyper, Param, Var, Runtime, Input, Output, Inline
+steps = Hyper()
+if steps > 2:
+    size = steps + 1
+else:
+    size = 3
+regs = Var(size)[steps + 1]
+tmp = Var(size)[steps]
+arg = Param(2)[steps]
+start = Input(size)
+result = Output(size)
+
+@Runtime([size], size)
+def Inc(x): return (x + 1) % size
+
+@Inline()
+def Execute(instruction, argVal, outVal, limit):
+    if instruction == 0:
+        outVal.set_to(Inc(argVal))
+    else:
+        with argVal as p:
+            if p < limit:
+                outVal.set_to(p)
+            else:
+                outVal.set_to(0)
+
+regs[0].set_to(start)
+for i in range(steps):
+    outVal = regs[i + 1]
+    argVal = tmp[i]
+    limit = i + 2
+    argVal.set_to(regs[i])
+    Execute(arg[i], argVal, outVal, limit)
+result.set_to(regs[steps])
+'''
+
+
+def test_terpret_style_aliases_local_constants_and_module_level_constant_if():
+    flat = front_end(TERPRET_STYLE, {"steps": 3})
+    assert flat.constants["size"] == 4 and flat.decls["regs"].size == 4
+    got = by_target(flat)
+    assert got["tmp[1]"].cases[0].expr == Elem("regs", (1,))
+    # step 1 (outVal = regs[2], argVal = tmp[1]): limit = 3, so p = 3 falls to the else branch
+    assert cases(got["regs[2]"]) == {((("arg[1]", (0,)),), "Inc(tmp[1])")} | {
+        ((("arg[1]", (1,)), ("tmp[1]", (p,))), str(p if p < 3 else 0)) for p in range(4)}
+    assert got["regs[2]"].total
+    assert_assigned_before_read(flat)
+    assert front_end(TERPRET_STYLE, {"steps": 2}).constants["size"] == 3
+
+
+def test_local_name_that_is_not_a_constant_or_element_is_refused():
+    err = source_error(HEAD + "for t in range(2):\n    y = t + x\n    v[t].set_to(y)\nout.set_to(0)\n")
+    assert "local name 'y' must stand for a constant or a declared element" in err.message and err.span.line == 6
