@@ -11,8 +11,10 @@ share, so constants mean the same thing everywhere.
 from __future__ import annotations
 
 import ast
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Union
 
 from .errors import SourceError
 from .ir import Decl, LearnFn, RuntimeFn, Span, TensorDecl
@@ -74,8 +76,19 @@ class NotConstant(Exception):
 def const_eval(node: ast.AST, env: Mapping[str, object]) -> int:
     """Evaluate a compile-time integer expression (bools count as 0/1).
 
+    Args:
+        node: the expression.
+        env: constant values by name (non-integer bindings, i.e. aliases, are not constants).
+
+    Returns:
+        its integer value.
+
     Raises:
         NotConstant: the expression reads something that is not a constant.
+
+    Example:
+        >>> const_eval(ast.parse("max(N, 2) * 3", mode="eval").body, {"N": 4})
+        12
     """
     if isinstance(node, ast.Constant) and isinstance(node.value, (bool, int)):
         return int(node.value)
@@ -120,3 +133,59 @@ def const_eval(node: ast.AST, env: Mapping[str, object]) -> int:
         args = [const_eval(a, env) for a in node.args]
         return min(args) if node.func.id == "min" else max(args)
     raise NotConstant(node, f"{type(node).__name__} is not a constant expression")
+
+
+# ---------------------------------------------------------------- tree rewriting used by unroll
+
+Env = dict[str, Union[int, ast.expr]]  # constants, and local aliases of elements (folded ast)
+
+
+def unsubscript(node: ast.AST) -> tuple[ast.AST, list[ast.expr]]:
+    """``tape[t, i]`` and ``tape[t][i]`` -> (``tape``, [t, i]).
+
+    Example:
+        >>> base, idx = unsubscript(ast.parse("tape[t][i]", mode="eval").body)
+        >>> base.id, [ast.unparse(i) for i in idx]
+        ('tape', ['t', 'i'])
+    """
+    idx: list[ast.expr] = []
+    while isinstance(node, ast.Subscript):
+        idx = (node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]) + idx
+        node = node.value
+    return node, idx
+
+
+def fold_names(node: ast.expr, env: Env) -> ast.expr:
+    """A copy of ``node`` with every name bound in ``env`` replaced by its value (constant or alias).
+
+    Example:
+        >>> ast.unparse(fold_names(ast.parse("reg[t + 1]", mode="eval").body, {"t": 2}))
+        'reg[2 + 1]'
+    """
+
+    class Fold(ast.NodeTransformer):
+        def visit_Name(self, name: ast.Name) -> ast.AST:  # noqa: N802 - ast API
+            value = env.get(name.id)
+            if isinstance(value, ast.AST):
+                return copy.deepcopy(value)
+            return ast.copy_location(ast.Constant(value), name) if value is not None else name
+
+    return Fold().visit(copy.deepcopy(node))
+
+
+def substitute(fn: ast.FunctionDef, args: list[ast.expr]) -> list[ast.stmt]:
+    """The body of an @Inline function with its parameters replaced by the call's argument expressions.
+
+    Example:
+        >>> fn = ast.parse("def h(a, b):\\n    b.set_to(a)").body[0]
+        >>> ast.unparse(substitute(fn, [ast.Name("x"), ast.parse("y[0]", mode="eval").body])[0])
+        'y[0].set_to(x)'
+    """
+    mapping = {p.arg: a for p, a in zip(fn.args.args, args)}
+
+    class Replace(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:  # noqa: N802 - ast API
+            return copy.deepcopy(mapping[node.id]) if node.id in mapping else node
+
+    body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    return [Replace().visit(copy.deepcopy(s)) for s in body]

@@ -25,7 +25,6 @@ form a trie (:class:`_Slot`), so a new case meets only those.
 from __future__ import annotations
 
 import ast
-import copy
 import itertools
 import math
 from collections.abc import Iterator
@@ -33,11 +32,10 @@ from typing import Optional, Union
 
 from .errors import SourceError
 from .ir import Assign, Atom, Call, Case, Const, Elem, Expr, FlatModel, TensorArg, TensorElem
-from .module_ir import ModuleIR, NotConstant, const_eval
+from .module_ir import Env, ModuleIR, NotConstant, const_eval, fold_names, substitute, unsubscript
 
 Path = dict[Elem, frozenset]  # conjunction of atoms, one per element
 Pos = tuple[tuple[int, int], ...]  # (branch-point key, choice) pairs from the top-level statement down
-Env = dict[str, Union[int, ast.expr]]  # constants, and local aliases of elements (folded ast)
 
 
 class _Slot:
@@ -91,10 +89,10 @@ class _Unroller:
 
     def ref(self, node: ast.AST, env: Env) -> Union[Elem, TensorElem, None]:
         """The element a Name/Subscript refers to, with indices checked; None if not a declaration."""
-        base, idx_nodes = _unsubscript(node)
+        base, idx_nodes = unsubscript(node)
         alias = env.get(base.id) if isinstance(base, ast.Name) else None
         if isinstance(alias, ast.AST):  # `out = reg[i]` earlier: out[j] means reg[i, j]
-            base, first = _unsubscript(alias)
+            base, first = unsubscript(alias)
             idx_nodes = first + idx_nodes
         if not isinstance(base, ast.Name):
             return None
@@ -197,7 +195,7 @@ class _Unroller:
                            "would never end", node, "unroll the recursion with a for loop")
         # The caller's constants (loop and `with` variables) are folded into the arguments now, so a
         # same-named variable in the body cannot capture them.
-        return _substitute(fn, [_fold_names(a, env) for a in node.args])
+        return substitute(fn, [fold_names(a, env) for a in node.args])
 
     def inline_value(self, node: ast.Call, env: Env, want: Optional[int]) -> Expr:
         body = self.expand(node, env)
@@ -260,8 +258,8 @@ class _Unroller:
         if const is not None:
             env[name] = const
             return
-        folded = _fold_names(value, env)
-        base, _ = _unsubscript(folded)
+        folded = fold_names(value, env)
+        base, _ = unsubscript(folded)
         if not (isinstance(base, ast.Name) and (base.id in self.ir.decls or base.id in self.ir.tensors)):
             raise self.err(f"local name '{name}' must stand for a constant or a declared element, but its value is "
                            "neither", value, "assign computed values to a Var with set_to")
@@ -441,40 +439,6 @@ def _covers(cases: tuple[Case, ...], ir: ModuleIR) -> bool:
             part = part // sizes[atom.elem] * len(atom.values)
         covered += part
     return covered == whole
-
-
-def _unsubscript(node: ast.AST) -> tuple[ast.AST, list[ast.expr]]:
-    """``tape[t, i]`` and ``tape[t][i]`` -> (``tape``, [t, i])."""
-    idx: list[ast.expr] = []
-    while isinstance(node, ast.Subscript):
-        idx = (node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]) + idx
-        node = node.value
-    return node, idx
-
-
-def _fold_names(node: ast.expr, env: Env) -> ast.expr:
-    """A copy of ``node`` with every name bound in ``env`` replaced by its value (constant or alias)."""
-
-    class Fold(ast.NodeTransformer):
-        def visit_Name(self, name: ast.Name) -> ast.AST:  # noqa: N802 - ast API
-            value = env.get(name.id)
-            if isinstance(value, ast.AST):
-                return copy.deepcopy(value)
-            return ast.copy_location(ast.Constant(value), name) if value is not None else name
-
-    return Fold().visit(copy.deepcopy(node))
-
-
-def _substitute(fn: ast.FunctionDef, args: list[ast.expr]) -> list[ast.stmt]:
-    """The body of an @Inline function with its parameters replaced by the call's argument expressions."""
-    mapping = {p.arg: a for p, a in zip(fn.args.args, args)}
-
-    class Replace(ast.NodeTransformer):
-        def visit_Name(self, node: ast.Name) -> ast.AST:  # noqa: N802 - ast API
-            return copy.deepcopy(mapping[node.id]) if node.id in mapping else node
-
-    body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-    return [Replace().visit(copy.deepcopy(s)) for s in body]
 
 
 def unroll(ir: ModuleIR) -> FlatModel:
