@@ -1,17 +1,16 @@
-# The street-sign maze of Fig. 1 of the paper with LOOK replaced by an integer
-# input: sign_grid[y, x] is the sign under the agent (0 halt, 1 east, 2 north,
-# 3 west, 4 south). Two typos of the paper's figure are fixed: final_Y is read
-# from Y[T - 1] and is_halted_at_end from is_halted[T - 2].
-#
-# An agent on a W x H grid (moves wrap around the edges) runs a loop of n_instr
-# instructions (0 INC, 1 DEC, 2 MOVE, 3 LOOK) with learned goto targets.
+# ruff: noqa
+# Fig. 1 of the paper ("Differentiable Programs with Neural Libraries") with
+# the street-sign images replaced by integers: sign_grid[y, x] is the sign
+# under the agent (0 halt, 1 east, 2 north, 3 west, 4 south), read directly
+# where Fig. 1 calls the LOOK network. The paper's typos are fixed: final_Y is
+# read from Y[T - 1] and is_halted_at_end from is_halted[T - 2].
 #
 # Intended solution (Fig. 1): instr = [3, 2, 0], goto = [1, 2, 0]
-#   L0: dir = LOOK (the sign under the agent); halt if it is the stop sign; goto L1
-#   L1: MOVE one cell in direction dir; goto L2
-#   L2: reg = INC(reg) (counts the moves); goto L0
-# Any rotation of this loop (e.g. instr = [2, 0, 3], goto = [1, 2, 0]) fits
-# the data as well when the walk ends in time.
+#   L0: dir = LOOK (sign under the agent); halt if dir == 0; goto L1
+#   L1: MOVE(dir); goto L2
+#   L2: reg = INC(reg); goto L0
+# so path_len counts the moves made before the agent stands on a halt sign
+# (each loop takes 3 steps: T - 1 steps allow (T - 2) // 3 moves).
 from dummy import Hyper, Input, Output, Param, Runtime, Var
 
 max_int = 15
