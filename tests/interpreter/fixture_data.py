@@ -14,23 +14,23 @@ import numpy as np
 MODELS = Path(__file__).parent / "models"
 
 INTENDED = {
-    "circuit": {"gate_type": [2, 0, 4], "in1": [0, 0, 0], "in2": [1, 1, 0], "out_sum": 2, "out_carry": 3},
-    "turing": {"write": [[0, 0, 0], [1, 0, 2]], "dir": [[0, 0, 0], [1, 1, 0]], "newState": [[0, 0, 0], [1, 1, 0]]},
+    "circuit": {"op": [2, 0, 0, 2, 1], "src1": [0, 0, 3, 3, 4], "src2": [1, 1, 2, 2, 5]},
+    "turing": {"write": [[1, 0, 2], [0, 1, 2]], "move": [[2, 2, 1], [1, 1, 1]], "next_state": [[0, 0, 1], [1, 1, 1]]},
     "maze_int": {"instr": [3, 2, 0], "goto": [1, 2, 0]},
 }
 
 
 def circuit_data() -> dict[str, np.ndarray]:
-    """The half adder's truth table (4 instances)."""
-    a, b = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
-    return {"a": a, "b": b, "sum_out": a ^ b, "carry_out": a & b}
+    """The full adder's truth table (8 instances)."""
+    bits = np.array([[(k >> 2) & 1, (k >> 1) & 1, k & 1] for k in range(8)])
+    count = bits.sum(1)
+    return {"a": bits[:, 0], "b": bits[:, 1], "carry_in": bits[:, 2], "total": count % 2, "carry_out": count // 2}
 
 
 def turing_data(rng: np.random.Generator, n: int, tape_length: int) -> dict[str, np.ndarray]:
-    """Random bit strings ending in a blank (2); the output inverts every bit."""
+    """Random bit strings of length ``tape_length - 1`` and a blank (2); the output inverts every bit."""
     tape = np.concatenate([rng.integers(0, 2, (n, tape_length - 1)), np.full((n, 1), 2)], 1)
-    final = np.where(tape == 2, 2, 1 - tape)
-    return {"initial_tape": tape, "final_tape": final, "final_is_halted": np.ones(n, dtype=np.int64)}
+    return {"initial_tape": tape, "final_tape": np.where(tape == 2, 2, 1 - tape)}
 
 
 def maze_walk(signs: np.ndarray, x: int, y: int, steps: int) -> tuple[int, int, int, int]:
