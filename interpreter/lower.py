@@ -554,6 +554,7 @@ class Lowered:
         restarts: R.
         device: torch device.
         dtype: float dtype (float64 for gradient checks).
+        nets: networks to use instead of fresh ones, by name (models sharing a library).
 
     Example:
         >>> from ntpt_dist.interpreter.ir import Case, Decl, NO_SPAN
@@ -565,14 +566,22 @@ class Lowered:
         [0.6931, 0.6931, 0.6931]
     """
 
-    def __init__(self, flat: FlatModel, restarts: int = 1, device: Any = "cpu", dtype: torch.dtype = torch.float32):
+    def __init__(self, flat: FlatModel, restarts: int = 1, device: Any = "cpu", dtype: torch.dtype = torch.float32,
+                 nets: Optional[Mapping[str, StackedMLP]] = None):
         if restarts < 1:
             raise NtptError(f"restarts must be >= 1, got {restarts}; fix: pass a positive number of restarts")
         self.flat, self.restarts, self.device, self.dtype = flat, restarts, torch.device(device), dtype
         self.logits = {d.name: torch.zeros(restarts, *d.shape, d.size, device=self.device, dtype=dtype).requires_grad_()
                        for d in flat.params}
         called = {c.fn for c in _calls(flat)}
-        self.nets = {name: StackedMLP(fn, restarts, self.device, dtype)
+        shared = dict(nets or {})
+        for name, net in shared.items():  # several models may share one library (lifelong learning)
+            fn = flat.learns.get(name)
+            if fn is not None and (net.fn.signature != fn.signature or net.restarts != restarts):
+                raise NtptError(f"shared network '{name}' has signature {net.fn.signature} and {net.restarts} "
+                                f"copies, but the model declares {fn.signature} with {restarts} restarts; "
+                                "fix: share networks only between models declaring them alike")
+        self.nets = {name: shared.get(name) or StackedMLP(fn, restarts, self.device, dtype)
                      for name, fn in sorted(flat.learns.items()) if name in called}
         self.plan = _Planner(flat, self.nets, dtype, self.device)
         self._consts = [(slot, vec.view(1, 1, -1)) for slot, vec in self.plan.const_vec.items()]

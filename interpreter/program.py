@@ -9,6 +9,7 @@ that stores and round-trips it exactly.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -203,6 +204,7 @@ class Program:
                 for name, net in self.networks.items()
             },
             "meta": _copy_nested(self.meta),
+            "listing": _listing_ref(self.model.listing),
         }
 
     @classmethod
@@ -229,11 +231,31 @@ class Program:
             )
         from .model import compile_source  # model.py imports the compiler passes, which need program.py only lazily
 
+        listing = listing or _resolve_listing(d.get("listing"))
         model = compile_source(d["source"], d["hypers"], filename=d["filename"], listing=listing)
         return cls(model, d["params"], d["networks"], d.get("meta"))
 
 
 # ------------------------------------------------------------------- helpers
+
+
+def _listing_ref(listing: Any) -> Optional[str]:
+    """``"module:function"`` of an importable module-level listing function, so a
+    stored Program keeps its paper-style listing; None for anything else."""
+    module, name = getattr(listing, "__module__", None), getattr(listing, "__qualname__", "")
+    if not module or not name or "<" in name or module == "__main__":
+        return None
+    return f"{module}:{name}"
+
+
+def _resolve_listing(ref: Optional[str]) -> Any:
+    if not ref:
+        return None
+    module, _, name = ref.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):  # an older store or a missing package: fall back to the source
+        return None
 
 
 def _char_col(line: str, col: int) -> int:

@@ -139,7 +139,7 @@ def test_to_dict_is_json_able_and_copies():
     prog = program()
     prog.meta["accuracy"] = 0.5
     d = prog.to_dict()
-    assert set(d) == {"source", "filename", "hypers", "params", "networks", "meta"}
+    assert set(d) == {"source", "filename", "hypers", "params", "networks", "meta", "listing"}
     assert json.loads(json.dumps(d)) == d
     d["params"]["table"][0][0] = 1
     d["meta"]["accuracy"] = 1.0
