@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -38,6 +39,7 @@ from .baselines import (
     mlp,
     seeded,
 )
+from .tasks import TaskData
 
 
 class LSTMBaseline(TorchLearner):
@@ -101,3 +103,41 @@ class LSTMBaseline(TorchLearner):
         embedded = torch.cat([torch.softmax(net(tape), dim=-1) for net in self.perceptual.values()], dim=-1)
         states, _ = self.lstm(embedded)
         return self.readout(states[:, -1])
+
+
+def train_lstm(
+    lstm: LSTMBaseline, train_sets: Mapping[int, TaskData], steps: int, batch_size: int = 50, seed: int = 0
+) -> list[float]:
+    """Train on MATH tapes of several lengths (the paper's 5-digit LSTM sees 1..5 digits); returns the losses.
+
+    Each step draws a tape length uniformly among ``train_sets`` (one TaskData per
+    number of digits, since a batch holds tapes of one length), then a random batch of it.
+
+    Raises:
+        NtptError: no training sets, an empty one, or ``steps``/``batch_size`` < 1.
+
+    Example:
+        >>> sets = {d: make_task("MATH", "train", 4000, 0, digits=d) for d in (1, 2, 3, 4, 5)}  # doctest: +SKIP
+        >>> losses = train_lstm(LSTMBaseline(library), sets, steps=10_000)  # doctest: +SKIP
+    """
+    if not train_sets or any(len(d) == 0 for d in train_sets.values()):
+        raise NtptError(f"train_lstm needs non-empty MATH sets keyed by digits, got sizes { {k: len(v) for k, v in train_sets.items()} }")
+    if steps < 1 or batch_size < 1:
+        raise NtptError(f"steps and batch_size must be >= 1, got steps={steps}, batch_size={batch_size}")
+    rng = np.random.default_rng(seed)
+    lengths = sorted(train_sets)
+    losses = []
+    for _ in range(steps):
+        data = train_sets[lengths[rng.integers(len(lengths))]]
+        losses.append(lstm.train_step("MATH", data.take(rng.integers(0, len(data), size=min(batch_size, len(data))))))
+    return losses
+
+
+def accuracy_by_length(lstm: LSTMBaseline, test_sets: Mapping[int, TaskData]) -> dict[int, float]:
+    """Test accuracy per number of digits (the curve of the paper's Fig. 8).
+
+    Example:
+        >>> accuracy_by_length(lstm, {d: make_task("MATH", "test", 1000, 0, digits=d) for d in (1, 2, 4, 8, 16)})  # doctest: +SKIP
+        {1: 0.97, 2: 0.9, 4: 0.71, 8: 0.42, 16: 0.18}
+    """
+    return {digits: lstm.accuracy("MATH", data) for digits, data in sorted(test_sets.items())}
