@@ -27,11 +27,11 @@ from __future__ import annotations
 import ast
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Optional, Union
 
 from .errors import SourceError
-from .ir import Assign, Atom, Call, Case, Const, Elem, Expr, FlatModel, TensorArg, TensorElem
+from .ir import Assign, Atom, Call, Case, Const, Decl, Elem, Expr, FlatModel, TensorArg, TensorElem
 from .module_ir import Env, ModuleIR, NotConstant, const_eval, fold_names, substitute, unsubscript
 
 Path = dict[Elem, frozenset]  # conjunction of atoms, one per element
@@ -68,6 +68,8 @@ class _Unroller:
         self.inlining: list[str] = []  # @Inline functions being expanded, to refuse recursion
         self.path: Path = {}  # path and position of the statement being unrolled
         self.pos: Pos = ()
+        self.aux: dict[str, Decl] = {}  # hidden Vars holding a branch-local value (see local_value)
+        self.aux_of: dict[tuple[Elem, tuple[Case, ...]], Elem] = {}  # reuse one hidden Var per value
 
     # ---- helpers
 
@@ -123,6 +125,9 @@ class _Unroller:
         if decl.kind in ("input", "param"):
             return elem
         if elem in self.pending:
+            local = self.local_value(elem, node)
+            if local is not None:
+                return local
             raise self.err(f"'{elem}' is read on a path where it has no value: in this statement it is assigned only "
                            "inside other branches", node,
                            "assign it before the branching statement, or read it in a later top-level statement")
@@ -132,6 +137,71 @@ class _Unroller:
             raise self.err(f"'{elem}' is read but is not assigned on every path", node,
                            "assign it in every branch (add an else), or read it only where it is assigned")
         return elem
+
+    def local_value(self, elem: Elem, node: ast.AST) -> Optional[Elem]:
+        """The value of ``elem`` on the current path when nested branches of this path assigned it.
+
+        TerpreT models read such values (``with s: ... state[t + 1].set_to(...)``
+        then ``halted[t + 1].set_to(f(state[t + 1]))`` in the same branch). This
+        statement's cases of ``elem`` that agree with the current path, with the
+        path's own atoms dropped, become the Assign of a hidden Var, emitted at
+        once: the branch-local value TerpreT's FMGD mixes (exactly ``elem`` in
+        discrete execution). None when those cases do not cover the path, or
+        read something not assigned yet: then the read is an error.
+        """
+        top = self.slots[elem].children.get(self.pos[0][0], {}) if self.pos else {}
+        path, local = self.path, []
+        for case in (c for slot in top.values() for c in slot.all_cases()):  # this statement's cases
+            cond = []
+            for atom in case.cond:
+                values = atom.values & path[atom.elem] if atom.elem in path else atom.values
+                if not values:
+                    break  # on another branch of the current path
+                if values != path.get(atom.elem):
+                    cond.append(Atom(atom.elem, values))
+            else:
+                local.append(Case(tuple(cond), case.expr, case.span))
+        if not local or not _covers(local, lambda e: len(path[e]) if e in path else self.size(e)):
+            return None
+        if not all(self.ready(a.elem) for c in local for a in c.cond) or not all(
+                self.ready(e) for c in local for e in _elems(c.expr)):
+            return None
+        value = self.hidden(elem, tuple(local), node)
+        self.bindings[-1][elem] = value
+        return value
+
+    def hidden(self, elem: Elem, cases: tuple[Case, ...], node: ast.AST) -> Elem:
+        """A hidden Var (named after ``elem`` and the reading position) assigned ``cases`` now, in total."""
+        key = (elem, cases)
+        if key not in self.aux_of:
+            span = self.ir.span(node)
+            name = f"{elem}@{span.line}:{span.col + 1}#{len(self.aux)}"
+            self.aux[name] = Decl(name, "var", self.size(elem), (), span)
+            self.out.append(Assign(Elem(name), cases, True, span))
+            self.aux_of[key] = Elem(name)
+        return self.aux_of[key]
+
+    def atom_elem(self, elem: Elem, node: ast.AST) -> Elem:
+        """The element a condition on ``elem`` (``if``/``with``) puts its atoms on.
+
+        A value assigned on the current path in this statement would make the
+        atom read an Assign not emitted yet (and, relaxed, count the path's own
+        probability twice); the atom goes on what that value reads instead: an
+        element, or a hidden Var holding the call or constant.
+        """
+        value = self.read(elem, node)
+        if isinstance(value, Elem):
+            return value
+        return self.hidden(elem, (Case((), value, self.ir.span(node)),), node)
+
+    def ready(self, elem: Elem) -> bool:
+        """``elem`` has its final Assign in ``out`` already (or needs none)."""
+        if elem.name in self.aux:
+            return True
+        return self.ir.decls[elem.name].kind in ("input", "param") or (elem in self.emitted and elem not in self.pending)
+
+    def size(self, elem: Elem) -> int:
+        return (self.aux.get(elem.name) or self.ir.decls[elem.name]).size
 
     def expr(self, node: ast.AST, env: Env, want: Optional[int], where: str = "") -> Expr:
         """Lower an expression; ``want`` is the range it must have (None: any)."""
@@ -359,9 +429,9 @@ class _Unroller:
         if not isinstance(elem, Elem):
             raise self.err("`with` needs a variable element (or a constant)", item.context_expr,
                            "write `with x[t] as i:` for a declared Input/Param/Var/Output x")
-        self.read(elem, item.context_expr)
+        elem = self.atom_elem(elem, item.context_expr)
         key = next(self.keys)
-        for v in range(self.ir.decls[elem.name].size):
+        for v in range(self.size(elem)):
             sub = _restrict(path, elem, frozenset([v]))
             if sub is not None:
                 self.bindings.append({})
@@ -374,7 +444,7 @@ class _Unroller:
             self.branch(node.body if test else node.orelse, env, path, pos)
             return
         elem, values = self.condition(node.test, env)
-        everything = frozenset(range(self.ir.decls[elem.name].size))
+        everything = frozenset(range(self.size(elem)))
         key = next(self.keys)
         for choice, (vals, body) in enumerate(((values, node.body), (everything - values, node.orelse))):
             sub = _restrict(path, elem, vals)
@@ -389,10 +459,10 @@ class _Unroller:
             elem = self.ref(left, env)
             value = self.try_const(right, env)
             if isinstance(elem, Elem) and value is not None:
-                self.read(elem, left)
-                size = self.ir.decls[elem.name].size
+                shown, elem = elem, self.atom_elem(elem, left)
+                size = self.size(elem)
                 if not 0 <= value < size:
-                    raise self.err(f"'{elem}' ranges over 0..{size - 1}, so it is never {value}", right,
+                    raise self.err(f"'{shown}' ranges over 0..{size - 1}, so it is never {value}", right,
                                    f"compare with a value in 0..{size - 1}")
                 values = frozenset([value])
                 return elem, values if isinstance(test.ops[0], ast.Eq) else frozenset(range(size)) - values
@@ -401,7 +471,7 @@ class _Unroller:
 
     def emit(self, target: Elem, where: ast.AST) -> None:
         cases = tuple(self.cases[target])
-        total = _covers(cases, self.ir)
+        total = _covers(cases, self.size)
         assign = Assign(target, cases, total, self.ir.span(where))
         if target in self.emitted:  # more cases from a later statement: move the Assign after it
             self.out[self.emitted[target]] = None
@@ -424,13 +494,14 @@ def _disjoint(a: Case, b: Case) -> bool:
     return any(y.elem in atoms and not (atoms[y.elem] & y.values) for y in b.cond)
 
 
-def _covers(cases: tuple[Case, ...], ir: ModuleIR) -> bool:
+def _covers(cases: Sequence[Case], size: Callable[[Elem], int]) -> bool:
     """Disjoint cases cover every path iff their probabilities under uniform marginals sum to 1.
 
-    Counted in integers over the common denominator (the product of the ranges
-    involved): exact like fractions, several times faster on wide ``with``s.
+    ``size(elem)`` is the number of values ``elem`` can take (its range, or
+    fewer where the path already restricts it). Counted in integers over the
+    common denominator: exact like fractions, several times faster on wide ``with``s.
     """
-    sizes = {a.elem: ir.decls[a.elem.name].size for case in cases for a in case.cond}
+    sizes = {a.elem: size(a.elem) for case in cases for a in case.cond}
     whole = math.prod(sizes.values())
     covered = 0
     for case in cases:
@@ -439,6 +510,15 @@ def _covers(cases: tuple[Case, ...], ir: ModuleIR) -> bool:
             part = part // sizes[atom.elem] * len(atom.values)
         covered += part
     return covered == whole
+
+
+def _elems(expr: Expr) -> Iterator[Elem]:
+    """The integer elements an expression reads."""
+    if isinstance(expr, Elem):
+        yield expr
+    elif isinstance(expr, Call):
+        for a in expr.args:
+            yield from _elems(a)
 
 
 def unroll(ir: ModuleIR) -> FlatModel:
@@ -468,7 +548,7 @@ def unroll(ir: ModuleIR) -> FlatModel:
             raise SourceError(f"output '{d.name}' is never assigned", d.span, ir.source,
                               f"assign it, e.g. {d.name}.set_to(...)")
     return FlatModel(
-        decls=dict(ir.decls), tensors=dict(ir.tensors), runtimes=dict(ir.runtimes), learns=dict(ir.learns),
+        decls={**ir.decls, **u.aux}, tensors=dict(ir.tensors), runtimes=dict(ir.runtimes), learns=dict(ir.learns),
         statements=tuple(a for a in u.out if a is not None), constants=dict(ir.constants),
         source=ir.source, filename=ir.filename,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from ntpt_dist.interpreter.ir import Assign, Atom, Call, Const, Elem, FlatModel, TensorElem
 from ntpt_dist.interpreter.model import compile_file
@@ -264,3 +265,75 @@ def test_terpret_style_aliases_local_constants_and_module_level_constant_if():
 def test_local_name_that_is_not_a_constant_or_element_is_refused():
     err = source_error(HEAD + "for t in range(2):\n    y = t + x\n    v[t].set_to(y)\nout.set_to(0)\n")
     assert "local name 'y' must stand for a constant or a declared element" in err.message and err.span.line == 6
+
+
+# ---- values assigned inside nested branches of the current path (TerpreT's turing.py reads them)
+
+BRANCH_LOCAL = """
+x = Input(2)
+k = Input(3)
+s = Param(3)[3]
+v = Var(3)
+w = Var(2)
+out = Output(2)
+
+@Runtime([3], 2)
+def is_zero(a):
+    return 1 if a == 0 else 0
+
+if x == 0:
+    v.set_to(0)
+    w.set_to(1)
+else:
+    with k as i:
+        v.set_to(s[i])
+    w.set_to(is_zero(v))
+out.set_to(w)
+"""
+
+
+def test_a_value_assigned_in_nested_branches_of_the_path_is_read_through_a_hidden_var():
+    flat = front_end(BRANCH_LOCAL)
+    hidden = [d for d in flat.decls.values() if "@" in d.name]
+    assert len(hidden) == 1 and hidden[0].kind == "var" and hidden[0].size == 3 and (hidden[0].span.line, hidden[0].span.col) == (19, 21)
+    got = by_target(flat)
+    h = hidden[0].name
+    # the path's own atom (x in {1}) is dropped: the hidden Var is the branch-local value, total
+    assert cases(got[h]) == {((("k", (i,)),), f"s[{i}]") for i in range(3)} and got[h].total
+    assert cases(got["w"]) == {((("x", (0,)),), "1"), ((("x", (1,)),), f"is_zero({h})")}
+    assert_assigned_before_read(flat)
+
+
+def test_branch_local_values_execute_like_the_source_says():
+    from ntpt_dist.interpreter.model import compile_source
+
+    model = compile_source(BRANCH_LOCAL)
+    x, k = np.array([0, 0, 1, 1, 1, 1]), np.array([0, 2, 0, 1, 2, 2])
+    for table in ([0, 1, 2], [2, 0, 0], [1, 1, 0]):
+        got = model.program({"s": table}).run({"x": x, "k": k})["out"]
+        want = [1 if xi == 0 else int(table[ki] == 0) for xi, ki in zip(x, k)]
+        assert got.tolist() == want
+
+
+def test_a_condition_on_a_value_assigned_on_the_path_puts_its_atoms_on_what_it_reads():
+    src = HEAD + (
+        "@Runtime([3], 3)\ndef inc(a):\n    return (a + 1) % 3\n"
+        "if x != 0:\n    v[0].set_to(inc(x))\n    if v[0] == 2:\n        v[1].set_to(1)\n    else:\n        v[1].set_to(0)\n"
+        "    v[2].set_to(x)\n    with v[2] as i:\n        v[3].set_to(i)\n"
+        "else:\n    v[0].set_to(0)\n    v[1].set_to(0)\n    v[2].set_to(0)\n    v[3].set_to(0)\nout.set_to(v[1])\n")
+    flat = front_end(src)
+    got = by_target(flat)
+    [h] = [d.name for d in flat.decls.values() if "@" in d.name]
+    assert cases(got[h]) == {((), "inc(x)")}
+    # v[0] would be emitted after v[1] reads it; the atom reads the hidden copy of inc(x) instead,
+    # and v[2] = x on this path, so `with v[2]` branches on x itself
+    assert cases(got["v[1]"]) == {((("x", (0,)),), "0"), (((h, (2,)), ("x", (1, 2))), "1"),
+                                  (((h, (0, 1)), ("x", (1, 2))), "0")}
+    assert cases(got["v[3]"]) == {((("x", (0,)),), "0"), ((("x", (1,)),), "1"), ((("x", (2,)),), "2")}
+    assert_assigned_before_read(flat)
+
+
+def test_nested_branches_that_miss_part_of_the_path_still_leave_no_value():
+    err = source_error(HEAD + "if x != 0:\n    if p == 0:\n        v[0].set_to(1)\n    v[1].set_to(v[0])\n"
+                       "else:\n    v[1].set_to(0)\n")
+    assert "'v[0]' is read on a path where it has no value" in err.message and (err.span.line, err.span.col) == (8, 16)
