@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Optional, Union
 
 from .errors import SourceError
-from .ir import Assign, Atom, Call, Case, Const, Decl, Elem, Expr, FlatModel, TensorArg, TensorElem
+from .ir import Assign, Atom, Call, Case, Const, Decl, Elem, Expr, FlatModel, Span, TensorArg, TensorElem
 from .module_ir import Env, ModuleIR, NotConstant, const_eval, fold_names, substitute, unsubscript
 
 Path = dict[Elem, frozenset]  # conjunction of atoms, one per element
@@ -70,6 +70,8 @@ class _Unroller:
         self.pos: Pos = ()
         self.aux: dict[str, Decl] = {}  # hidden Vars holding a branch-local value (see local_value)
         self.aux_of: dict[tuple[Elem, tuple[Case, ...]], Elem] = {}  # reuse one hidden Var per value
+        self.fixed: dict[Elem, tuple[int, Span]] = {}  # Param elements fixed by set_to_constant
+        self.params_read: dict[Elem, Span] = {}  # first read of each Param element
 
     # ---- helpers
 
@@ -122,7 +124,12 @@ class _Unroller:
             if elem in frame:
                 return frame[elem]
         decl = self.ir.decls[elem.name]
-        if decl.kind in ("input", "param"):
+        if decl.kind == "param":
+            if elem in self.fixed:
+                return Const(self.fixed[elem][0])
+            self.params_read.setdefault(elem, self.ir.span(node))
+            return elem
+        if decl.kind == "input":
             return elem
         if elem in self.pending:
             local = self.local_value(elem, node)
@@ -181,16 +188,17 @@ class _Unroller:
             self.aux_of[key] = Elem(name)
         return self.aux_of[key]
 
-    def atom_elem(self, elem: Elem, node: ast.AST) -> Elem:
+    def atom_elem(self, elem: Elem, node: ast.AST) -> Union[Elem, Const]:
         """The element a condition on ``elem`` (``if``/``with``) puts its atoms on.
 
         A value assigned on the current path in this statement would make the
         atom read an Assign not emitted yet (and, relaxed, count the path's own
         probability twice); the atom goes on what that value reads instead: an
-        element, or a hidden Var holding the call or constant.
+        element, or a hidden Var holding the call. A constant (a fixed Param)
+        is returned as is: the caller decides the branch at compile time.
         """
         value = self.read(elem, node)
-        if isinstance(value, Elem):
+        if isinstance(value, (Elem, Const)):
             return value
         return self.hidden(elem, (Case((), value, self.ir.span(node)),), node)
 
@@ -369,9 +377,12 @@ class _Unroller:
             raise self.err("only Var and Output elements can be assigned", call.func.value,
                            "assign a declared Var(...) or Output(...)")
         decl = self.ir.decls[target.name]
-        if decl.kind in ("input", "param"):
-            raise self.err(f"'{target}' is an {decl.kind.capitalize()} and cannot be assigned", call.func.value,
+        if decl.kind == "input":
+            raise self.err(f"'{target}' is an Input and cannot be assigned", call.func.value,
                            "declare it as Var(...) or Output(...) to assign it")
+        if decl.kind == "param":
+            self.fix_param(target, call, env, path)
+            return
         if call.func.attr == "set_to_constant":
             value = self.const(call.args[0], env, "the argument of set_to_constant")
             if not 0 <= value < decl.size:
@@ -386,6 +397,29 @@ class _Unroller:
         self.cases.setdefault(target, []).append(case)
         self.pending.setdefault(target, call)
         self.bindings[-1][target] = expr
+
+    def fix_param(self, target: Elem, call: ast.Call, env: Env, path: Path) -> None:
+        """TerpreT's ``instructions[0].set_to_constant(0)``: a Param element fixed for the whole model.
+
+        Reads of it become the constant (conditions on it are decided at
+        compile time); its own logits are left unused.
+        """
+        value = self.try_const(call.args[0], env)
+        if value is None or path:
+            raise self.err(f"'{target}' is a Param: it can only be fixed to a constant, outside any if/with, not "
+                           "assigned", call.func.value,
+                           "declare it as Var(...) to compute it, or write p.set_to_constant(c) at top level")
+        size = self.ir.decls[target.name].size
+        if not 0 <= value < size:
+            raise self.err(f"constant {value} is out of range for '{target}' (0..{size - 1})", call.args[0],
+                           f"use a value in 0..{size - 1}")
+        if target in self.fixed:
+            raise self.err(f"'{target}' is fixed twice: here and at {self.fixed[target][1]}", call,
+                           "fix each Param element once")
+        if target in self.params_read:
+            raise self.err(f"'{target}' is fixed after a statement read it (at {self.params_read[target]})", call,
+                           "fix Params before the statements that use them")
+        self.fixed[target] = (value, self.ir.span(call))
 
     def place(self, target: Elem, pos: Pos, case: Case, node: ast.AST) -> None:
         """Record ``case`` at ``pos`` in the target's trie; refuse it if it can overlap an earlier case."""
@@ -430,6 +464,9 @@ class _Unroller:
             raise self.err("`with` needs a variable element (or a constant)", item.context_expr,
                            "write `with x[t] as i:` for a declared Input/Param/Var/Output x")
         elem = self.atom_elem(elem, item.context_expr)
+        if isinstance(elem, Const):
+            self.with_(node, rest, {**env, var: elem.value}, path, pos)
+            return
         key = next(self.keys)
         for v in range(self.size(elem)):
             sub = _restrict(path, elem, frozenset([v]))
@@ -444,6 +481,9 @@ class _Unroller:
             self.branch(node.body if test else node.orelse, env, path, pos)
             return
         elem, values = self.condition(node.test, env)
+        if isinstance(elem, Const):
+            self.branch(node.body if elem.value in values else node.orelse, env, path, pos)
+            return
         everything = frozenset(range(self.size(elem)))
         key = next(self.keys)
         for choice, (vals, body) in enumerate(((values, node.body), (everything - values, node.orelse))):
@@ -451,7 +491,7 @@ class _Unroller:
             if sub is not None and body:
                 self.branch(body, env, sub, pos + ((key, choice),))
 
-    def condition(self, test: ast.AST, env: Env) -> tuple[Elem, frozenset]:
+    def condition(self, test: ast.AST, env: Env) -> tuple[Union[Elem, Const], frozenset]:
         if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq)):
             left, right = test.left, test.comparators[0]
             if self.try_const(left, env) is not None:
@@ -460,7 +500,7 @@ class _Unroller:
             value = self.try_const(right, env)
             if isinstance(elem, Elem) and value is not None:
                 shown, elem = elem, self.atom_elem(elem, left)
-                size = self.size(elem)
+                size = self.size(shown)
                 if not 0 <= value < size:
                     raise self.err(f"'{shown}' ranges over 0..{size - 1}, so it is never {value}", right,
                                    f"compare with a value in 0..{size - 1}")

@@ -337,3 +337,17 @@ def test_nested_branches_that_miss_part_of_the_path_still_leave_no_value():
     err = source_error(HEAD + "if x != 0:\n    if p == 0:\n        v[0].set_to(1)\n    v[1].set_to(v[0])\n"
                        "else:\n    v[1].set_to(0)\n")
     assert "'v[0]' is read on a path where it has no value" in err.message and (err.span.line, err.span.col) == (8, 16)
+
+
+def test_a_param_fixed_by_set_to_constant_is_a_constant_everywhere():
+    # TerpreT's basic_block.py pins its halting block with instructions[0].set_to_constant(0).
+    src = HEAD + ("q = Param(3)[2]\nq[0].set_to_constant(2)\n"
+                  "with q[0] as i:\n    v[i].set_to(x)\n"
+                  "if q[0] == 2:\n    v[0].set_to(1)\nelse:\n    v[0].set_to(x)\n"
+                  "if q[1] == 2:\n    out.set_to(q[0])\nelse:\n    out.set_to(q[1])\n")
+    flat = front_end(src)
+    got = by_target(flat)
+    assert cases(got["v[2]"]) == {((), "x")} and cases(got["v[0]"]) == {((), "1")}
+    assert cases(got["out"]) == {((("q[1]", (2,)),), "2"), ((("q[1]", (0, 1)),), "q[1]")}
+    assert flat.decls["q"].kind == "param" and "v[1]" not in got
+    assert_assigned_before_read(flat)
