@@ -43,8 +43,9 @@ def LibraryStore(uri: Optional[str] = None) -> base.LibraryStore:  # noqa: N802 
 
     Args:
         uri: None for the embedded default (:func:`default_uri`; artifacts in
-            ``<dir>/artifacts``), ``"memory://"`` for an in-memory store, or any
-            MLflow tracking URI (``sqlite:///path/mlflow.db``, ``http://127.0.0.1:5000``).
+            ``<dir>/artifacts``), a folder (an embedded store there: ``<folder>/mlflow.db``),
+            ``"memory://"`` for an in-memory store, or any MLflow tracking URI
+            (``sqlite:///path/mlflow.db``, ``http://127.0.0.1:5000``).
 
     Returns:
         A :class:`ntpt_dist.library_store.base.LibraryStore`.
@@ -61,8 +62,10 @@ def LibraryStore(uri: Optional[str] = None) -> base.LibraryStore:  # noqa: N802 
         from .memory import MemoryStore
 
         return MemoryStore()
-    uri = uri or default_uri()
+    uri = uri or os.environ.get("NTPT_STORE_URI") or default_uri()
     schemes = ("sqlite:///", "http://", "https://", "postgresql", "mysql", "databricks")
+    if "://" not in uri:  # a folder: the embedded store inside it
+        uri = f"sqlite:///{os.path.abspath(uri)}/mlflow.db"
     if not uri.startswith(schemes):
         raise NtptError(
             f"a store URI starts with one of {schemes} or is 'memory://', but got {uri!r}; "

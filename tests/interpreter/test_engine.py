@@ -128,7 +128,8 @@ def test_train_learns_a_network_and_the_program_around_it():
         return {"k": rng.integers(0, 3, n), "img": img, "y": (cls[:, 1] + 1) % 4}
 
     rng = np.random.default_rng(0)
-    result = train(flat, task(rng, 128), restarts=4, steps=300, seed=1, lr=0.05, eval_every=100,
+    result = train(flat, task(rng, 128), restarts=4, steps=300, seed=1, lr=0.05, eval_every=100, optimizer="rmsprop",
+                   new_net_lr_scale=1.0, batch_size=16,
                    val_data=task(rng, 64))
     best = result.best_index()
     assert result.val_accuracy[best, -1] == 1.0

@@ -36,7 +36,7 @@ def test_circuit_learns_a_half_adder():
     full = circuit_data()
     a, b = full["a"], full["b"]
     data = {"a": a, "b": b, "carry_in": full["carry_in"], "total": a ^ b, "carry_out": a & b}
-    result = model.train(data, restarts=8, steps=200, seed=0, lr=0.1, batch_size=None)
+    result = model.train(data, restarts=8, steps=200, seed=0, lr=0.1, batch_size=None, optimizer="rmsprop")
     prog = result.best_program()
     assert prog.accuracy(data) == 1.0
     out = prog.run(data)
@@ -48,7 +48,7 @@ def test_turing_machine_learns_to_invert_a_tape_and_generalises():
     model = compile_file(MODELS / "turing.py", {"tapeLength": 4, "numTimesteps": 5})
     rng = np.random.default_rng(0)
     train, held_out = turing_data(rng, 32, 4), turing_data(rng, 32, 4)
-    result = model.train(train, val_data=held_out, restarts=4, steps=100, seed=0, lr=0.1, batch_size=None)
+    result = model.train(train, val_data=held_out, restarts=4, steps=100, seed=0, lr=0.1, batch_size=None, optimizer="rmsprop")
     prog = result.best_program()
     assert prog.accuracy(held_out) == 1.0
     longer = turing_data(rng, 32, 9)
@@ -61,7 +61,7 @@ def test_integer_maze_learns_the_fig1_loop():
     model = compile_file(MODELS / "maze_int.py", {"T": T, "W": W, "H": H})
     rng = np.random.default_rng(0)
     train, held_out = maze_data(rng, 64, T, W, H), maze_data(rng, 64, T, W, H)
-    result = model.train(train, val_data=held_out, restarts=8, steps=150, seed=0, lr=0.1, batch_size=None)
+    result = model.train(train, val_data=held_out, restarts=8, steps=150, seed=0, lr=0.1, batch_size=None, optimizer="rmsprop")
     prog = result.best_program()
     assert prog.accuracy(held_out) == 1.0
     # A loop of LOOK, MOVE and INC in some order: the program walks any maze.
