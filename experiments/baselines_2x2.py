@@ -14,12 +14,16 @@ cells), the 4 embeddings are concatenated (plus the one-hot ``aux`` integers,
   Columns are created up front in lifetime order; a training step on task k
   updates column k only (earlier columns run without gradients, i.e. frozen),
   exactly as the paper states for its interleaved schedule.
-- :class:`MTNN`: shared perceptual networks ``net_0`` (10 outputs) for the
-  digit tasks (ADD2x2) and ``net_1`` (4 outputs) for the operator tasks
-  (APPLY2x2) -- the specialisation the paper encourages by symmetry breaking
-  is fixed here by scenario -- plus a task-specific head. MTNN-1: every head
-  has 3 hidden layers; MTNN-2: 1 hidden layer for ADD2x2, 3 for APPLY2x2. The
-  perceptual nets learn ``perceptual_lr_scale`` (0.01) times slower.
+- :class:`MTNN`: shared perceptual networks ``net_0`` (10 outputs) and
+  ``net_1`` (4 outputs) plus a task-specific head. MTNN-1: every head has 3
+  hidden layers; MTNN-2: 1 hidden layer for ADD2x2, 3 for APPLY2x2. The
+  perceptual nets learn ``perceptual_lr_scale`` (0.01) times slower. Which
+  nets a task reads (``routing``): "fixed" (default) -- net_0 for the digit
+  tasks (ADD2x2), net_1 for the operator tasks (APPLY2x2), the specialisation
+  the paper encourages, imposed; "shared" -- NTPT's symmetry breaking (paper
+  section 4.1): the lifetime's first task reads net_0 only, every later task
+  reads both (their outputs concatenated per cell), so operator tasks can
+  also change net_0.
 
 Embeddings are the nets' linear outputs (no softmax), the usual choice for a
 purely neural model; :meth:`MTNN.library` exports the perceptual nets as
@@ -57,8 +61,9 @@ from .baselines import (
 CELLS = 4  # the 2x2 grid
 AUX = {"APPLY2x2": (3, 10)}  # scenario -> (integers, classes) of the one-hot auxiliary input
 SCENARIOS = ("ADD2x2", "APPLY2x2")
-MTNN_NETS = {"ADD2x2": DIGIT_NET, "APPLY2x2": OP_NET}
+MTNN_NETS = {"ADD2x2": DIGIT_NET, "APPLY2x2": OP_NET}  # routing "fixed"
 MTNN_DEPTHS = ("mtnn1", "mtnn2")
+MTNN_ROUTINGS = ("fixed", "shared")
 
 
 def aux_features(task: str) -> int:
@@ -199,6 +204,8 @@ class MTNN(_GridLearner):
             (ADD2x2 heads keep only the first hidden layer, the paper's tuned choice).
         config: sizes and rates; ``perceptual_lr_scale`` slows the shared nets.
         seed: initialisation seed.
+        routing: "fixed" (net_0 for ADD2x2, net_1 for APPLY2x2) or "shared"
+            (first task net_0 only, later tasks both nets; module docstring).
 
     Example:
         >>> m = MTNN(["ADD2x2:top", "APPLY2x2:top"], depth="mtnn2", config=BaselineConfig(embed_hidden=(8,)))
@@ -206,17 +213,21 @@ class MTNN(_GridLearner):
         (['net_0', 'net_1'], '(T28x28)->4|8')
     """
 
-    def __init__(self, tasks: Sequence[str], depth: str = "mtnn1", config: BaselineConfig = BaselineConfig(), seed: int = 0):
+    def __init__(
+        self, tasks: Sequence[str], depth: str = "mtnn1", config: BaselineConfig = BaselineConfig(), seed: int = 0, routing: str = "fixed"
+    ):
         if depth not in MTNN_DEPTHS:
             raise NtptError(f"MTNN depth must be one of {MTNN_DEPTHS}, got {depth!r}")
+        if routing not in MTNN_ROUTINGS:
+            raise NtptError(f"MTNN routing must be one of {MTNN_ROUTINGS}, got {routing!r}")
         super().__init__(tasks, config)
-        self.depth = depth
+        self.depth, self.routing = depth, routing
         with seeded(seed):
             self.perceptual = nn.ModuleDict(
                 {name: mlp([config.image_features, *config.embed_hidden, k]) for name, k in NET_CLASSES.items()}
             )
             self.heads = nn.ModuleList(
-                mlp([CELLS * NET_CLASSES[MTNN_NETS[scenario_of(t)]] + aux_features(t), *self.head_hidden(t), N_CLASSES])
+                mlp([CELLS * sum(NET_CLASSES[n] for n in self.nets_for(t)) + aux_features(t), *self.head_hidden(t), N_CLASSES])
                 for t in self.tasks
             )
         self._setup_optimizer([
@@ -235,18 +246,22 @@ class MTNN(_GridLearner):
         hidden = tuple(self.config.head_hidden)
         return hidden[:1] if self.depth == "mtnn2" and scenario_of(task) == "ADD2x2" else hidden
 
-    def net_for(self, task: str) -> str:
-        """The shared perceptual net a task reads its cells with.
+    def nets_for(self, task: str) -> tuple[str, ...]:
+        """The shared perceptual nets a task reads its cells with (their outputs are concatenated).
 
         Example:
-            >>> MTNN(["APPLY2x2:left"], config=BaselineConfig(embed_hidden=(8,))).net_for("APPLY2x2:left")
-            'net_1'
+            >>> MTNN(["APPLY2x2:left"], config=BaselineConfig(embed_hidden=(8,))).nets_for("APPLY2x2:left")
+            ('net_1',)
+            >>> MTNN(["ADD2x2:top", "APPLY2x2:left"], config=BaselineConfig(embed_hidden=(8,)), routing="shared").nets_for("APPLY2x2:left")
+            ('net_0', 'net_1')
         """
-        return MTNN_NETS[scenario_of(task)]
+        if self.routing == "fixed":
+            return (MTNN_NETS[scenario_of(task)],)
+        return (DIGIT_NET,) if task == self.tasks[0] else (DIGIT_NET, OP_NET)
 
     def forward(self, task: str, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         images, aux = self._grid(task, inputs)
-        embedded = self.perceptual[self.net_for(task)](images).reshape(images.shape[0], -1)
+        embedded = torch.cat([self.perceptual[n](images) for n in self.nets_for(task)], dim=-1).reshape(images.shape[0], -1)
         features = embedded if aux is None else torch.cat([embedded, aux], dim=1)
         return self.heads[self.tasks.index(task)](features)
 

@@ -27,7 +27,10 @@ import numpy as np
 from ..interpreter.errors import NtptError
 from .lifelong import LifelongResult, Schedule
 
-DISPLAY = {"indep": "indep", "pnn": "PNN", "mtnn1": "MTNN-1", "mtnn2": "MTNN-2", "ntpt": "NTPT"}
+DISPLAY = {
+    "indep": "indep", "pnn": "PNN", "mtnn1": "MTNN-1", "mtnn2": "MTNN-2",
+    "mtnn1-shared": "MTNN-1 (shared)", "mtnn2-shared": "MTNN-2 (shared)", "ntpt": "NTPT",
+}
 
 
 def display_name(learner: str) -> str:

@@ -56,6 +56,8 @@ LEARNERS: dict[str, LearnerFactory] = {  # the lead registers "ntpt" here
     "pnn": lambda tasks, config, seed: PNN(tasks, config=config, seed=seed),
     "mtnn1": lambda tasks, config, seed: MTNN(tasks, depth="mtnn1", config=config, seed=seed),
     "mtnn2": lambda tasks, config, seed: MTNN(tasks, depth="mtnn2", config=config, seed=seed),
+    "mtnn1-shared": lambda tasks, config, seed: MTNN(tasks, depth="mtnn1", config=config, seed=seed, routing="shared"),
+    "mtnn2-shared": lambda tasks, config, seed: MTNN(tasks, depth="mtnn2", config=config, seed=seed, routing="shared"),
 }
 
 
@@ -66,8 +68,8 @@ def make_learner(name: str, tasks: Sequence[str], config: BaselineConfig = Basel
         NtptError: unknown name.
 
     Example:
-        >>> make_learner("mtnn2", PAPER_TASKS, BaselineConfig(embed_hidden=(8,))).net_for("APPLY2x2:top")
-        'net_1'
+        >>> make_learner("mtnn2", PAPER_TASKS, BaselineConfig(embed_hidden=(8,))).nets_for("APPLY2x2:top")
+        ('net_1',)
     """
     if name not in LEARNERS:
         raise NtptError(f"unknown learner {name!r}; learners are {', '.join(LEARNERS)}")

@@ -93,7 +93,7 @@ def test_indep_columns_share_nothing():
 
 def test_mtnn_shares_net_0_across_digit_tasks_and_keeps_net_1_for_operators():
     mtnn = BUILDERS["mtnn1"](TASKS)
-    assert [mtnn.net_for(t) for t in TASKS] == ["net_0", "net_0", "net_1"]
+    assert [mtnn.nets_for(t) for t in TASKS] == [("net_0",), ("net_0",), ("net_1",)]
     data = grid_task("ADD2x2:top", 8, seed=0)
     before, nets = mtnn.scores("ADD2x2:top", data), params(mtnn.perceptual)
     top_head = params(mtnn.heads[0])
@@ -103,6 +103,20 @@ def test_mtnn_shares_net_0_across_digit_tasks_and_keeps_net_1_for_operators():
     assert all(torch.equal(nets[k], after[k]) for k in nets if k.startswith("net_1."))  # ... the operator net did not
     assert all(torch.equal(v, dict(mtnn.heads[0].named_parameters())[k]) for k, v in top_head.items())
     assert not np.allclose(before, mtnn.scores("ADD2x2:top", data))  # so the other digit task's answers changed
+
+
+def test_mtnn_shared_routing_lets_operator_tasks_change_the_digit_net():
+    mtnn = MTNN(TASKS, depth="mtnn1", config=TINY, routing="shared")
+    assert [mtnn.nets_for(t) for t in TASKS] == [("net_0",), ("net_0", "net_1"), ("net_0", "net_1")]
+    assert [head[0].in_features for head in mtnn.heads] == [40, 56, 56 + 30]
+    data = grid_task("ADD2x2:top", 8, seed=0)
+    before, nets = mtnn.scores("ADD2x2:top", data), params(mtnn.perceptual)
+    train(mtnn, "APPLY2x2:top", steps=5)
+    after = params(mtnn.perceptual)
+    assert all(not torch.equal(nets[k], after[k]) for k in ("net_0.0.weight", "net_1.0.weight"))
+    assert not np.allclose(before, mtnn.scores("ADD2x2:top", data))  # the first task's answers moved: room to forget
+    with pytest.raises(NtptError, match="routing"):
+        MTNN(TASKS, routing="both", config=TINY)
 
 
 def test_mtnn_perceptual_nets_learn_100x_slower():
