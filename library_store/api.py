@@ -168,9 +168,10 @@ def best_program(task: str, store: StoreLike = None, version: Union[int, str] = 
 def _read_sqlite_program(task: str, uri: str, version: Union[int, str]) -> Optional[StoredProgram]:
     """The stored program read straight from an sqlite store (no MLflow import), or None to use the client."""
     from .codec import read_file
+    from .naming import program_model
     from .sqlite_read import program_blob_path
 
-    found = program_blob_path(_local(uri), f"ntpt.program.{task}", version)
+    found = program_blob_path(_local(uri), program_model(task), version)
     if found is None or not os.path.isfile(found[1]):
         return None  # the client path gives the full error message
     number, path = found

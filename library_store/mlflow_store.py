@@ -47,6 +47,7 @@ from .base import CHAMPION, LibraryStore, NetState, NetVersion, ProgramRecord
 from .codec import encode, read_file
 from .mlflow_plots import trajectories_png
 from .mlflow_search import SearchLogging
+from .naming import program_model
 
 KIND = "ntpt.kind"
 LOCK = "ntpt.lock.merge"
@@ -56,11 +57,6 @@ _BATCH = 1000  # MLflow's limit on metrics per log_batch call
 def net_model(name: str) -> str:
     """Registered model name of a library network."""
     return f"ntpt.{name}"
-
-
-def program_model(task: str) -> str:
-    """Registered model name of a task's programs (``models:/ntpt.program.<task>@champion``)."""
-    return f"ntpt.program.{task}"
 
 
 def _slug(text: str) -> str:

@@ -120,6 +120,14 @@ def test_program_round_trip_and_champion(store):
     np.testing.assert_array_equal(record.program["networks"][name]["state"]["w0"], net(0.4)["state"]["w0"])
 
 
+def test_task_names_with_colon_and_slash(store):
+    # the paper's task names ("ADD2x2:top") must work although MLflow model names refuse ':' and '/'
+    task = uid("ADD2x2") + ":top/x"
+    store.add_program(task, program({}), val_acc=0.7)
+    store.set_program_champion(task, 1)
+    assert task in store.tasks() and store.get_program(task).val_acc == 0.7
+
+
 def test_unknown_program_version(store):
     task = uid("T")
     store.add_program(task, program({}), val_acc=0.5)
