@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     _add_store_arg(p)
 
+    p = sub.add_parser("lifelong", help="the lifelong-learning experiment of section 6.1 (NTPT and baselines)",
+                       add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER, help="options of the experiment (--help lists them)")
+
     p = sub.add_parser("demo", help="the main job end to end on embedded defaults (a few minutes on 2 CPUs)")
     _add_store_arg(p)
     _add_data_args(p)
@@ -71,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["lifelong"]:  # its own option parser takes everything after the word
+        args = argparse.Namespace(command="lifelong", args=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         from . import commands
 

@@ -105,6 +105,12 @@ def cmd_ui(args: Namespace) -> int:
     return proc.returncode or 0
 
 
+def cmd_lifelong(args: Namespace) -> int:
+    from ntpt_dist.experiments.lifelong import main
+
+    return main(args.args)
+
+
 def cmd_demo(args: Namespace) -> int:
     from ntpt_dist.experiments.pipeline import demo
 
