@@ -98,6 +98,7 @@ def search_and_merge(
     first_k: Optional[int] = None,
     search_id: Optional[str] = None,
     epsilon: float = 0.01,
+    refine_evals: int = 5,
     progress: bool = True,
     **search_kwargs,
 ) -> SearchReport:
@@ -108,6 +109,7 @@ def search_and_merge(
         store: a ``LibraryStore``; the driver is its only writer.
         restarts: restart budget; ``first_k`` stops after that many converged.
         steps: step budget of one restart.
+        refine_evals: evaluations a restart keeps training after its jump (its networks improve).
         search_kwargs: passed to ``ntpt_dist.search`` (``address``, ``actors``,
             ``restarts_per_actor``, ``gpus_per_actor``, ``cpus_per_actor``, ...).
 
@@ -124,7 +126,7 @@ def search_and_merge(
     data = task_splits(task, seed=seed, sizes={"val": VAL_SIZE, "test": 2000, **(sizes or {})}, data_dir=data_dir)
     result = search(
         model, data["train"], val_data=data["val"], restarts=restarts, seed=seed, library=library, store=store,
-        search_id=search_id, progress=progress, policy=JumpPolicy(budget_steps=steps),
+        search_id=search_id, progress=progress, policy=JumpPolicy(budget_steps=steps, refine_evals=refine_evals),
         stop=StopRule(first_k=first_k, max_restarts=restarts), task=task, device=device, **search_kwargs,
     )
     program = result.best_program()
@@ -153,7 +155,7 @@ def demo(store_uri: Optional[str] = None, data_dir=None, seed: int = 0, device=N
     print(f"ntpt-dist demo: searching ADD2x2:top on a local Ray cluster; store {store.uri}", file=out, flush=True)
     report = search_and_merge(
         "ADD2x2:top", store, restarts=8, steps=1500, seed=seed, data_dir=data_dir, device=device,
-        sizes={"train": 4000}, first_k=1, restarts_per_actor=4, actors=1,
+        sizes={"train": 4000}, first_k=1, restarts_per_actor=4, actors=1, refine_evals=20,
     )
     print(report.text(), file=out, flush=True)
     return report
