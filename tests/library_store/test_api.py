@@ -22,9 +22,14 @@ def test_factory_picks_the_backend(tmp_path, monkeypatch):
     assert ntpt_dist.LibraryStore is api.LibraryStore and ntpt_dist.best_program is api.best_program
 
 
-def test_factory_rejects_a_bare_folder():
-    with pytest.raises(NtptError, match=r"store URI starts with .* but got './mlruns'"):
-        api.LibraryStore("./mlruns")
+def test_factory_takes_a_folder_as_an_embedded_store(tmp_path):
+    store = api.LibraryStore(str(tmp_path / "store"))
+    assert store.uri == f"sqlite:///{tmp_path}/store/mlflow.db"
+
+
+def test_factory_rejects_an_unknown_scheme():
+    with pytest.raises(NtptError, match=r"store URI starts with .* but got 'ftp://x'"):
+        api.LibraryStore("ftp://x")
 
 
 def test_best_program_carries_the_stored_numbers():

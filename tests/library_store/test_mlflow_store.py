@@ -113,7 +113,9 @@ _MERGER = textwrap.dedent("""
 """)
 
 
-def test_two_processes_merging_into_one_sqlite_store(store, tmp_path):
+def test_two_processes_merging_into_one_sqlite_store(tmp_path):
+    # a store of its own: merges re-evaluate every task, and the module's store holds a deliberately corrupted one
+    store = MlflowStore(f"sqlite:///{tmp_path}/own/mlflow.db")
     base, t1, t2, name = uid("T0"), uid("T1"), uid("T2"), uid("net")
     store.merge(base, program({name: net(0.5)}), lambda t, lib: quality(lib[name]) if name in lib else 0.5)
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
