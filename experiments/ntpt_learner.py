@@ -82,7 +82,7 @@ class NtptLearner:
         loss.sum().backward()
         self.param_opt[task].step()
         self.net_opt.step()  # networks without a gradient (not called by this task) are left as they are
-        return float(loss.mean())
+        return float(loss.detach().mean())
 
     @torch.no_grad()
     def accuracy_per_restart(self, task: str, data, chunk: int = 500) -> np.ndarray:
