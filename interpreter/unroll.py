@@ -15,43 +15,19 @@ instead).
 Single assignment is checked structurally, because this pass is on the hot
 path of every compile (Fig. 1 at T=45 yields ~5000 cases): every branch
 point (one ``if`` or ``with`` *instance*) gets a key, and a case's position is
-the sequence of (key, choice) it was reached by. Two cases that part at the
-same key with different choices are disjoint by construction; only cases
-that part at *different* keys (sibling statements, separate top-level
-statements) need their atoms compared. The positions of a target's cases
-form a trie (:class:`_Slot`), so a new case meets only those.
+the sequence of (key, choice) it was reached by; see :class:`.paths.Slot`.
 """
 
 from __future__ import annotations
 
 import ast
 import itertools
-import math
-from collections.abc import Callable, Iterator, Sequence
 from typing import Optional, Union
 
 from .errors import SourceError
 from .ir import Assign, Atom, Call, Case, Const, Decl, Elem, Expr, FlatModel, Span, TensorArg, TensorElem
 from .module_ir import Env, ModuleIR, NotConstant, const_eval, fold_names, substitute, unsubscript
-
-Path = dict[Elem, frozenset]  # conjunction of atoms, one per element
-Pos = tuple[tuple[int, int], ...]  # (branch-point key, choice) pairs from the top-level statement down
-
-
-class _Slot:
-    """A node of one target's position trie: cases that end here, branches below."""
-
-    __slots__ = ("cases", "children")
-
-    def __init__(self) -> None:
-        self.cases: list[Case] = []
-        self.children: dict[int, dict[int, _Slot]] = {}
-
-    def all_cases(self) -> Iterator[Case]:
-        yield from self.cases
-        for alternatives in self.children.values():
-            for slot in alternatives.values():
-                yield from slot.all_cases()
+from .paths import Path, Pos, Slot, covers, elems, restrict, within
 
 
 class _Unroller:
@@ -59,7 +35,7 @@ class _Unroller:
         self.ir = ir
         self.out: list[Optional[Assign]] = []
         self.cases: dict[Elem, list[Case]] = {}  # all cases so far, per target
-        self.slots: dict[Elem, _Slot] = {}  # position trie per target
+        self.slots: dict[Elem, Slot] = {}  # position trie per target
         self.emitted: dict[Elem, int] = {}  # target -> index in out
         self.total: set[Elem] = set()
         self.pending: dict[Elem, ast.AST] = {}  # targets touched in the current top-level statement
@@ -156,22 +132,12 @@ class _Unroller:
         discrete execution). None when those cases do not cover the path, or
         read something not assigned yet: then the read is an error.
         """
-        top = self.slots[elem].children.get(self.pos[0][0], {}) if self.pos else {}
-        path, local = self.path, []
-        for case in (c for slot in top.values() for c in slot.all_cases()):  # this statement's cases
-            cond = []
-            for atom in case.cond:
-                values = atom.values & path[atom.elem] if atom.elem in path else atom.values
-                if not values:
-                    break  # on another branch of the current path
-                if values != path.get(atom.elem):
-                    cond.append(Atom(atom.elem, values))
-            else:
-                local.append(Case(tuple(cond), case.expr, case.span))
-        if not local or not _covers(local, lambda e: len(path[e]) if e in path else self.size(e)):
+        path = self.path
+        local = within(self.slots[elem].below(self.pos[0][0]), path) if self.pos else []  # this statement's cases
+        if not local or not covers(local, lambda e: len(path[e]) if e in path else self.size(e)):
             return None
         if not all(self.ready(a.elem) for c in local for a in c.cond) or not all(
-                self.ready(e) for c in local for e in _elems(c.expr)):
+                self.ready(e) for c in local for e in elems(c.expr)):
             return None
         value = self.hidden(elem, tuple(local), node)
         self.bindings[-1][elem] = value
@@ -423,23 +389,9 @@ class _Unroller:
 
     def place(self, target: Elem, pos: Pos, case: Case, node: ast.AST) -> None:
         """Record ``case`` at ``pos`` in the target's trie; refuse it if it can overlap an earlier case."""
-        slot = self.slots.setdefault(target, _Slot())
-        for key, choice in pos:
-            for other in slot.cases:  # an earlier case on a prefix of this path: same path
-                self.double(target, other, node)
-            for other_key, alternatives in slot.children.items():
-                if other_key != key:  # a sibling statement: only the atoms can tell
-                    for sub in alternatives.values():
-                        for other in sub.all_cases():
-                            if not _disjoint(case, other):
-                                self.double(target, other, node)
-            slot = slot.children.setdefault(key, {}).setdefault(choice, _Slot())
-        for other in slot.all_cases():
-            self.double(target, other, node)
-        slot.cases.append(case)
-
-    def double(self, target: Elem, other: Case, node: ast.AST) -> None:
-        raise self.err(f"'{target}' is assigned twice on one path: here and at {other.span}", node,
+        other = self.slots.setdefault(target, Slot()).add(pos, case)
+        if other is not None:
+            raise self.err(f"'{target}' is assigned twice on one path: here and at {other.span}", node,
                        "each element is assigned at most once on any path (single assignment); use another "
                        "element (e.g. index it by the time step) or make the branches exclusive")
 
@@ -469,7 +421,7 @@ class _Unroller:
             return
         key = next(self.keys)
         for v in range(self.size(elem)):
-            sub = _restrict(path, elem, frozenset([v]))
+            sub = restrict(path, elem, frozenset([v]))
             if sub is not None:
                 self.bindings.append({})
                 self.with_(node, rest, {**env, var: v}, sub, pos + ((key, v),))
@@ -487,7 +439,7 @@ class _Unroller:
         everything = frozenset(range(self.size(elem)))
         key = next(self.keys)
         for choice, (vals, body) in enumerate(((values, node.body), (everything - values, node.orelse))):
-            sub = _restrict(path, elem, vals)
+            sub = restrict(path, elem, vals)
             if sub is not None and body:
                 self.branch(body, env, sub, pos + ((key, choice),))
 
@@ -511,7 +463,7 @@ class _Unroller:
 
     def emit(self, target: Elem, where: ast.AST) -> None:
         cases = tuple(self.cases[target])
-        total = _covers(cases, self.size)
+        total = covers(cases, self.size)
         assign = Assign(target, cases, total, self.ir.span(where))
         if target in self.emitted:  # more cases from a later statement: move the Assign after it
             self.out[self.emitted[target]] = None
@@ -519,46 +471,6 @@ class _Unroller:
         self.out.append(assign)
         if total:
             self.total.add(target)
-
-
-def _restrict(path: Path, elem: Elem, values: frozenset) -> Optional[Path]:
-    """The path with ``elem in values`` added; None if that is impossible."""
-    merged = path.get(elem, values) & values
-    if not merged:
-        return None
-    return {**path, elem: merged}
-
-
-def _disjoint(a: Case, b: Case) -> bool:
-    atoms = {x.elem: x.values for x in a.cond}
-    return any(y.elem in atoms and not (atoms[y.elem] & y.values) for y in b.cond)
-
-
-def _covers(cases: Sequence[Case], size: Callable[[Elem], int]) -> bool:
-    """Disjoint cases cover every path iff their probabilities under uniform marginals sum to 1.
-
-    ``size(elem)`` is the number of values ``elem`` can take (its range, or
-    fewer where the path already restricts it). Counted in integers over the
-    common denominator: exact like fractions, several times faster on wide ``with``s.
-    """
-    sizes = {a.elem: size(a.elem) for case in cases for a in case.cond}
-    whole = math.prod(sizes.values())
-    covered = 0
-    for case in cases:
-        part = whole
-        for atom in case.cond:
-            part = part // sizes[atom.elem] * len(atom.values)
-        covered += part
-    return covered == whole
-
-
-def _elems(expr: Expr) -> Iterator[Elem]:
-    """The integer elements an expression reads."""
-    if isinstance(expr, Elem):
-        yield expr
-    elif isinstance(expr, Call):
-        for a in expr.args:
-            yield from _elems(a)
 
 
 def unroll(ir: ModuleIR) -> FlatModel:
