@@ -449,9 +449,12 @@ def train(model: Any, data: Mapping[str, Any], restarts: int = 16, steps: int = 
         eval_steps.append(done)
         accs.append(block.accuracy(val))
         if progress:
-            print(f"step {done}/{steps}: best val acc {accs[-1].max():.3f}, "
-                  f"median loss {np.nanmedian(losses[:, done - 1]) if not np.isnan(losses[:, done - 1]).all() else math.nan:.4f}",
-                  file=sys.stderr)
+            alive = int((~block.diverged).sum())
+            jumped = int((np.stack(accs, 1).max(1) - accs[0] >= 0.25).sum())  # risen well above the start
+            last = losses[:, done - 1]
+            median = np.nanmedian(last) if not np.isnan(last).all() else math.nan
+            print(f"step {done}/{steps}: restarts alive {alive}/{restarts}, jumped {jumped}, "
+                  f"best val acc {accs[-1].max():.3f}, median loss {median:.4f}", file=sys.stderr, flush=True)
     programs = []
     if not isinstance(model, FlatModel):
         try:
