@@ -23,6 +23,7 @@ __all__ = ["ModuleIR", "parse"]
 DECL_KINDS = {"Input": "input", "Output": "output", "Param": "param", "Var": "var"}
 DECORATORS = ("Runtime", "Learn", "Inline")
 # What a @Runtime body may use besides the model's constants.
+MAX_RUNTIME_TABLE = 10_000_000  # entries; the body runs once per entry at compile time
 RUNTIME_BUILTINS = {"min": min, "max": max, "abs": abs, "range": range, "len": len, "int": int, "bool": bool}
 
 
@@ -124,7 +125,11 @@ def _declaration(ir: ModuleIR, name: str, node: ast.Assign, hypers: Mapping[str,
         if name not in hypers:
             raise ir.error(f"hyper-parameter '{name}' has no value", node.value,
                            f"pass it when compiling, e.g. compile_source(text, hypers={{'{name}': ...}})")
-        ir.constants[name] = int(hypers[name])
+        value = hypers[name]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ir.error(f"hyper-parameter '{name}' must be an integer, but got {value!r}", node.value,
+                           f"pass an int, e.g. hypers={{'{name}': 5}}")
+        ir.constants[name] = int(value)
         return True
     if kind in DECL_KINDS:
         if len(value.args) != 1 or value.keywords:
@@ -182,6 +187,11 @@ def _runtime(ir: ModuleIR, node: ast.FunctionDef, deco: ast.AST) -> RuntimeFn:
     namespace: dict[str, Any] = {"__builtins__": RUNTIME_BUILTINS, **ir.constants}
     exec(compile(module, ir.filename, "exec"), namespace)  # the body is ordinary Python by design
     fn = namespace[node.name]
+    entries = int(np.prod(arg_sizes, dtype=np.float64))
+    if entries > MAX_RUNTIME_TABLE:
+        raise ir.error(f"@Runtime '{node.name}' would need a table of {entries:,} entries (argument ranges "
+                       f"{list(arg_sizes)}), more than the {MAX_RUNTIME_TABLE:,} allowed", deco,
+                       "use smaller argument ranges, or split the function")
     table = np.zeros(arg_sizes, dtype=np.int64)
     for args in itertools.product(*(range(k) for k in arg_sizes)):
         try:
@@ -193,8 +203,10 @@ def _runtime(ir: ModuleIR, node: ast.FunctionDef, deco: ast.AST) -> RuntimeFn:
         if isinstance(value, bool):
             value = int(value)
         if not isinstance(value, (int, np.integer)) or not 0 <= value < out:
-            raise ir.error(f"@Runtime '{node.name}({', '.join(map(str, args))})' returned {value!r}, outside its output range 0..{out - 1}",
-                           node, f"return an integer in 0..{out - 1} for every argument, or widen the range")
+            what = "outside its output range" if isinstance(value, (int, np.integer)) else "not an integer in"
+            raise ir.error(f"@Runtime '{node.name}({', '.join(map(str, args))})' returned {value!r}, {what} "
+                           f"0..{out - 1}", node,
+                           f"return an integer in 0..{out - 1} for every argument (// for division), or widen the range")
         table[args] = value
     table.setflags(write=False)
     return RuntimeFn(node.name, arg_sizes, out, table, ir.span(node))

@@ -29,6 +29,8 @@ from .ir import Assign, Atom, Call, Case, Const, Decl, Elem, Expr, FlatModel, Sp
 from .module_ir import Env, ModuleIR, NotConstant, const_eval, fold_names, substitute, unsubscript
 from .paths import Path, Pos, Slot, covers, elems, restrict, within
 
+MAX_UNROLLED = 5_000_000  # Fig. 1 at T=45 unrolls ~6,000
+
 
 class _Unroller:
     def __init__(self, ir: ModuleIR):
@@ -46,6 +48,7 @@ class _Unroller:
         self.pos: Pos = ()
         self.aux: dict[str, Decl] = {}  # hidden Vars holding a branch-local value (see local_value)
         self.aux_of: dict[tuple[Elem, tuple[Case, ...]], Elem] = {}  # reuse one hidden Var per value
+        self.work = 0  # statements unrolled so far, see count()
         self.fixed: dict[Elem, tuple[int, Span]] = {}  # Param elements fixed by set_to_constant
         self.params_read: dict[Elem, Span] = {}  # first read of each Param element
 
@@ -310,10 +313,20 @@ class _Unroller:
         env[name] = folded
 
     def loop_range(self, node: ast.For, env: Env) -> range:
-        return range(*(self.const(a, env, "a range() bound") for a in node.iter.args))
+        loop = range(*(self.const(a, env, "a range() bound") for a in node.iter.args))
+        self.count(len(loop), node.iter)
+        return loop
+
+    def count(self, n: int, node: ast.AST) -> None:
+        """Charge ``n`` unrolled statements; a model that unrolls to millions is almost surely a bound typo."""
+        self.work += n
+        if self.work > MAX_UNROLLED:
+            raise self.err(f"the model unrolls to more than {MAX_UNROLLED:,} statements (reached here)", node,
+                           "check the loop bounds and hyper-parameter values")
 
     def statement(self, node: ast.stmt, env: Env, path: Path, pos: Pos) -> None:
         self.path, self.pos = path, pos  # where a value-returning @Inline's statements land
+        self.count(1, node)
         if isinstance(node, ast.Pass) or (isinstance(node, ast.Expr) and not isinstance(node.value, ast.Call)):
             return
         if isinstance(node, ast.For):

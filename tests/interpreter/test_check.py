@@ -89,6 +89,12 @@ BAD = {
                                 "'v' is declared at module level and cannot be rebound"),
     "array Hyper": ("N = Hyper()[2]\n", 1, 5, "Hyper() cannot be an array"),
     "division in a constant": ("N = 5 / 2\n", 1, 5, "use // for integer division"),
+    "Runtime returning a non-integer": (HEAD + "@Runtime([2], 2)\ndef f(a):\n    return a / 2\n", 5, 1,
+                                        "@Runtime 'f(0)' returned 0.0, not an integer in 0..1"),
+    "Runtime table too large": (HEAD + "@Runtime([5000, 5000, 5000], 2)\ndef f(a, b, c):\n    return 0\n", 4, 2,
+                                "would need a table of 125,000,000,000 entries"),
+    "unrolls too far": (HEAD + "for t in range(10 ** 9):\n    pass\n", 4, 10,
+                        "the model unrolls to more than 5,000,000 statements"),
 }
 
 
@@ -130,3 +136,10 @@ def test_good_sources_pass_check_unchanged():
 
     ir = parse(HEAD + "out.set_to(x)\n", FILENAME)
     assert check(ir) is ir
+
+
+@pytest.mark.parametrize("value", ["5", 2.5, True, None])
+def test_a_hyper_must_be_an_integer(value):
+    err = source_error("T = Hyper()\nx = Input(T)\n", {"T": value})
+    assert (err.span.line, err.span.col) == (1, 4)
+    assert f"hyper-parameter 'T' must be an integer, but got {value!r}" in err.message
