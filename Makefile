@@ -4,7 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export MLFLOW_DISABLE_TELEMETRY := true
 export RAY_USAGE_STATS_ENABLED := 0
+# Offline machines (this project's CI) have the datasets beside the checkout; elsewhere they download.
+ifneq ($(wildcard ../shared/data),)
 export NTPT_DATA_DIR ?= $(abspath ../shared/data)
+endif
 # torch/torchvision pinned to the releases available offline here; users elsewhere get the same pair from PyPI.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
