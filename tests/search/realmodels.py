@@ -1,8 +1,8 @@
-"""Real ``RestartBlock``s on a hand-built model, until the front end can compile fixture sources.
+"""Real ``RestartBlock``s on a hand-built model (no compiler in the loop).
 
 ``gates()`` (tests/interpreter/flatmodels.py) picks a gate per output; with
 ``y = [x0 OR x1, x0 XOR x1]`` its one correct program is ``g = [1, 2], c = 1``.
-TODO(search): switch to tests/interpreter/models/ sources once compile_source works.
+(A bare FlatModel is a supported input of the engine; test_ray.py also searches a compiled source.)
 """
 
 from __future__ import annotations

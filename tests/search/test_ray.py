@@ -94,3 +94,21 @@ def test_ray_search_with_real_blocks_finds_the_correct_program(local_ray):
         eval_every=10, restarts_per_actor=2, backend="local", actors=1), restarts=8)
     for k in range(8):  # same restart, other actor and block size: same trajectory
         assert result.records[k]["trajectory"] == local.records[k]["trajectory"]
+
+
+def test_ray_search_of_a_compiled_source_finds_a_half_adder(local_ray):
+    # the model travels as source + hypers and is compiled inside each actor (no block_factory)
+    from ntpt_dist.interpreter.model import compile_file
+
+    from ..interpreter.fixture_data import MODELS, circuit_data
+
+    full = circuit_data()
+    a, b = full["a"], full["b"]
+    data = {"a": a, "b": b, "carry_in": full["carry_in"], "total": a ^ b, "carry_out": a & b}
+    result = search(compile_file(MODELS / "circuit.py"), data, restarts=8, **kwargs(
+        block_factory=None, policy=JumpPolicy(budget_steps=200, refine_evals=1), eval_every=20,
+        config={"lr": 0.1, "batch_size": None, "optimizer": "rmsprop"}))
+    assert sorted(result.records) == list(range(8))
+    best = result.best_program()
+    assert best is not None and best.accuracy(data) == 1.0
+    assert best.run(data)["total"].tolist() == (a ^ b).tolist()
