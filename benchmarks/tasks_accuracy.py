@@ -68,12 +68,13 @@ def run(args) -> dict:
         model = registry.load_model("math", N=2)
         data = task_splits("MATH", seed=args.seed, sizes={"train": 4000, "val": 1000, "test": 1000})
         result = model.train(data["train"], restarts=args.math_restarts, steps=args.math_steps, seed=args.seed,
-                             val_data=data["val"], library=library, progress=False)
+                             val_data=data["val"], library=library, progress=False, init_scale=args.math_init_scale)
         correct = [p for p in result.programs if _is_math_solution(p, args.seed)]
         best = result.best_program()
         gen = math_generalisation(best, digits=(2, 16), n=500 if quick else 1000, seed=args.seed)
         out["stages"]["MATH"] = {
             "restarts": args.math_restarts,
+            "init_scale": args.math_init_scale,
             "converged": len(correct),
             "accuracy_N2": round(gen[2], 4),
             "accuracy_N16": round(gen[16], 4),
@@ -134,6 +135,7 @@ def main(argv=None) -> None:
     p.add_argument("--apply-steps", type=int, default=1500)
     p.add_argument("--math-restarts", type=int, default=100)
     p.add_argument("--math-steps", type=int, default=3000)
+    p.add_argument("--math-init-scale", type=float, default=1.0, help="Param logit scale at init (3 found programs on symbolic MATH)")
     p.add_argument("--maze-restarts", type=int, default=8)
     p.add_argument("--maze-steps", type=int, default=1500)
     p.add_argument("--out", help="also write the JSON here")
