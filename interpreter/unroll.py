@@ -25,14 +25,15 @@ import itertools
 from typing import Optional, Union
 
 from .errors import SourceError
+from .inline import InlineExpansion
 from .ir import Assign, Atom, Call, Case, Const, Decl, Elem, Expr, FlatModel, Span, TensorArg, TensorElem
-from .module_ir import Env, ModuleIR, NotConstant, const_eval, fold_names, substitute, unsubscript
+from .module_ir import Env, ModuleIR, NotConstant, const_eval, fold_names, unsubscript
 from .paths import Path, Pos, Slot, covers, elems, restrict, within
 
 MAX_UNROLLED = 5_000_000  # Fig. 1 at T=45 unrolls ~6,000
 
 
-class _Unroller:
+class _Unroller(InlineExpansion):
     def __init__(self, ir: ModuleIR):
         self.ir = ir
         self.out: list[Optional[Assign]] = []
@@ -231,41 +232,6 @@ class _Unroller:
             raise self.err(f"'{name}' returns 0..{out - 1} but 0..{want - 1} is expected{where}", node,
                            "declare the function with the target's range")
         return Call(name, tuple(args), self.ir.span(node))
-
-    # ---- @Inline
-
-    def expand(self, node: ast.Call, env: Env) -> list[ast.stmt]:
-        """The body of the called @Inline function with its parameters replaced by the arguments."""
-        fn = self.ir.inlines[node.func.id]
-        if fn.name in self.inlining:
-            raise self.err(f"@Inline '{fn.name}' calls itself (through {' -> '.join(self.inlining)}); inlining "
-                           "would never end", node, "unroll the recursion with a for loop")
-        # The caller's constants (loop and `with` variables) are folded into the arguments now, so a
-        # same-named variable in the body cannot capture them.
-        return substitute(fn, [fold_names(a, env) for a in node.args])
-
-    def inline_value(self, node: ast.Call, env: Env, want: Optional[int]) -> Expr:
-        body = self.expand(node, env)
-        if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
-            raise self.err(f"@Inline '{node.func.id}' is used as a value but does not end with `return <expr>`",
-                           node, "add a return, or call it as a statement")
-        path, pos = self.path, self.pos  # the statement this value is computed in
-        self.inlining.append(node.func.id)
-        for stmt in body[:-1]:
-            self.statement(stmt, env, path, pos)
-        self.path, self.pos = path, pos
-        value = self.expr(body[-1].value, env, want)
-        self.inlining.pop()
-        return value
-
-    def inline_statement(self, node: ast.Call, env: Env, run) -> None:
-        body = self.expand(node, env)
-        if body and isinstance(body[-1], ast.Return):
-            body = body[:-1]  # a value-returning helper called for its side effects
-        self.inlining.append(node.func.id)
-        for stmt in body:
-            run(stmt)
-        self.inlining.pop()
 
     # ---- statements
 
