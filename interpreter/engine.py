@@ -22,6 +22,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .errors import NtptError
 from .ir import FlatModel
@@ -61,6 +62,9 @@ class TrainConfig:
         init_scale: Param logits start as ``init_scale * log(Exp(1))`` (softmax = Dirichlet(1) at 1).
         net_init_scale: scale of new networks' He-normal initial weights.
         eval_every: steps between validation evaluations in :func:`train`.
+        augment_shift: shift every training image (an InputTensor cell of 2+ dims) by a
+            random offset of up to this many pixels each way, drawn per instance from
+            the restart's generator (zero fill); 0 = off. Validation data is never shifted.
         rms_decay: RMSProp's moving-average decay.
         betas: Adam's moment decays.
         eps: optimizer epsilon.
@@ -84,6 +88,7 @@ class TrainConfig:
     init_scale: float = 1.0
     net_init_scale: float = 1.0
     eval_every: int = 50
+    augment_shift: int = 0
     rms_decay: float = 0.9
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-6
@@ -98,6 +103,8 @@ class TrainConfig:
             raise NtptError(f"batch_size must be >= 1 or None (full batch), got {self.batch_size}; fix: pass a positive size")
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise NtptError(f"clip_norm must be > 0 or None, got {self.clip_norm}; fix: pass a positive norm or None")
+        if self.augment_shift < 0:
+            raise NtptError(f"augment_shift must be >= 0, got {self.augment_shift}; fix: pass 0 (off) or a pixel count")
         if self.eval_every < 1:
             raise NtptError(f"eval_every must be >= 1, got {self.eval_every}; fix: pass a positive number of steps")
 
@@ -234,7 +241,34 @@ class RestartBlock:
                 self._perm[slot], self._pos[slot] = torch.randperm(n, generator=self._gens[slot]), 0
             rows[slot] = self._perm[slot][self._pos[slot]: self._pos[slot] + size]
             self._pos[slot] += size
-        return self.data.take(rows)
+        batch = self.data.take(rows)
+        if self.config.augment_shift:
+            batch = self._shifted(batch, live)
+        return batch
+
+    def _shifted(self, batch: Batch, live: np.ndarray) -> Batch:
+        """``batch`` with its image cells translated by random offsets (``TrainConfig.augment_shift``)."""
+        k = self.config.augment_shift
+        tensors = dict(batch.tensors)
+        for name in sorted(tensors):  # fixed order: each slot's draws depend on its seed only
+            decl = self.flat.tensors[name]
+            if len(decl.elem_shape) < 2:
+                continue
+            t = tensors[name]  # [R, b, *cells, *elem]
+            h, w = decl.elem_shape[-2:]
+            images = t.reshape(-1, int(np.prod(decl.elem_shape[:-2], dtype=np.int64)), h, w)  # [R*b*cells, C, h, w]
+            per_slot = images.shape[0] // self.slots
+            offsets = torch.zeros(2, self.slots, per_slot, dtype=torch.long)
+            for slot in np.flatnonzero(live):
+                offsets[:, slot] = torch.randint(-k, k + 1, (2, per_slot), generator=self._gens[slot])
+            dy, dx = offsets.reshape(2, -1).to(t.device)
+            padded = F.pad(images, (k, k, k, k))
+            rows = torch.arange(h, device=t.device) + k - dy[:, None]  # [N, h]
+            cols = torch.arange(w, device=t.device) + k - dx[:, None]  # [N, w]
+            n = torch.arange(images.shape[0], device=t.device)[:, None, None]
+            moved = padded[n, :, rows[:, :, None], cols[:, None, :]]  # [N, h, w, C]
+            tensors[name] = moved.permute(0, 3, 1, 2).reshape(t.shape)
+        return Batch(batch.inputs, tensors, batch.targets, batch.size)
 
     def step(self, n: int = 1) -> np.ndarray:
         """Train every live slot ``n`` steps.

@@ -146,3 +146,45 @@ def test_bad_options_are_user_errors():
     block = RestartBlock(fm.gates(), gates_task(np.random.default_rng(0), 4), slots=2)
     with pytest.raises(NtptError, match="slot 2 is out of range"):
         block.reset(2, 0)
+
+
+IMAGES = """
+from dummy import InputTensor, Learn, Output, Param
+img = InputTensor(1, 6, 6)[2]
+y = Output(2)
+p = Param(2)
+
+@Learn([Tensor(1, 6, 6)], 2, hid_sizes=[4])
+def look(a):
+    pass
+
+with p as i:
+    y.set_to(look(img[i]))
+"""
+
+
+def test_augment_shift_moves_training_images_per_restart_and_reproducibly():
+    from ntpt_dist import compile_source
+
+    model = compile_source(IMAGES, filename="images.py")
+    rng = np.random.default_rng(0)
+    images = np.zeros((8, 2, 1, 6, 6), dtype=np.float32)
+    images[:, :, 0, 2:4, 2:4] = 1.0  # a 2x2 blob in the middle: any shift of <= 2 keeps it whole
+    data = {"img": images, "y": rng.integers(0, 2, 8)}
+    cfg = TrainConfig(batch_size=4, augment_shift=2)
+    block = RestartBlock(model, data, slots=3, config=cfg)
+    for slot in range(3):
+        block.reset(slot, restart_seed(0, slot))
+    moved = block._minibatch(np.ones(3, dtype=bool)).tensors["img"]  # [3, 4, 2, 1, 6, 6]
+    assert moved.shape == (3, 4, 2, 1, 6, 6)
+    assert torch.all(moved.sum((-1, -2, -3)) == 4)  # the blob is moved, never cut or blurred
+    corners = moved.reshape(-1, 36).argmax(-1)  # first lit pixel of each image
+    assert len(set(corners.tolist())) > 1  # different offsets per instance
+    # the same restart draws the same shifts in another block and slot
+    other = RestartBlock(model, data, slots=2, config=cfg)
+    other.reset(0, restart_seed(5, 0))
+    other.reset(1, restart_seed(0, 2))
+    again = other._minibatch(np.ones(2, dtype=bool)).tensors["img"]
+    torch.testing.assert_close(again[1], moved[2])
+    with pytest.raises(NtptError, match="augment_shift"):
+        TrainConfig(augment_shift=-1)
