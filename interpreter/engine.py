@@ -62,6 +62,9 @@ class TrainConfig:
         init_scale: Param logits start as ``init_scale * log(Exp(1))`` (softmax = Dirichlet(1) at 1).
         net_init_scale: scale of new networks' He-normal initial weights.
         eval_every: steps between validation evaluations in :func:`train`.
+        freeze_library: library networks do not train; every restart uses the library
+            copy, and their outputs on the training data are computed once for all
+            slots, so a restart costs about what the symbolic program search costs.
         augment_shift: shift every training image (an InputTensor cell of 2+ dims) by a
             random offset of up to this many pixels each way, drawn per instance from
             the restart's generator (zero fill); 0 = off. Validation data is never shifted.
@@ -88,6 +91,7 @@ class TrainConfig:
     init_scale: float = 1.0
     net_init_scale: float = 1.0
     eval_every: int = 50
+    freeze_library: bool = False
     augment_shift: int = 0
     rms_decay: float = 0.9
     betas: tuple[float, float] = (0.9, 0.999)
@@ -107,6 +111,23 @@ class TrainConfig:
             raise NtptError(f"augment_shift must be >= 0, got {self.augment_shift}; fix: pass 0 (off) or a pixel count")
         if self.eval_every < 1:
             raise NtptError(f"eval_every must be >= 1, got {self.eval_every}; fix: pass a positive number of steps")
+
+
+def config_with(config: Optional[TrainConfig] = None, **options: Any) -> TrainConfig:
+    """``config`` (default: ``TrainConfig()``) with ``options`` replacing its fields.
+
+    Raises:
+        NtptError: an option that is not a TrainConfig field, or a bad value.
+
+    Example:
+        >>> config_with(init_scale=3.0).init_scale
+        3.0
+    """
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise NtptError(f"unknown training option(s) {unknown}; fix: use TrainConfig fields {sorted(known)}")
+    return dataclasses.replace(config or TrainConfig(), **options)
 
 
 def _per_slot_sum(x: torch.Tensor, axis: int) -> torch.Tensor:
@@ -149,14 +170,20 @@ class RestartBlock:
         self.flat = _flat_of(model)
         self.config = config or TrainConfig()
         self.lowered = Lowered(self.flat, slots, device)
-        self.data = train_data if isinstance(train_data, Batch) else self.lowered.batch(train_data)
         self.library = {}
         for name, net in (library or {}).items():
             if name in self.lowered.nets:
                 check_netstate(self.flat.learns[name], net)
                 self.library[name] = net
         self.slots = slots
-        self._tensors = self.lowered.parameters()
+        self.frozen = set(self.library) if self.config.freeze_library else set()
+        for name in self.frozen:  # every slot holds the library copy for good
+            for slot in range(slots):
+                self.lowered.nets[name].load_slot(slot, self.library[name])
+            for _, t, _ in self.lowered.nets[name].tensors():
+                t.requires_grad_(False)
+        self.data = self.batch(train_data)
+        self._tensors = [p for p in self.lowered.parameters() if p[0].split(":")[1] not in self.frozen]
         cfg = self.config
         self._lr = []
         for key, _, _ in self._tensors:
@@ -173,6 +200,14 @@ class RestartBlock:
         self._perm: list[Optional[torch.Tensor]] = [None] * slots
         self._pos = [0] * slots
         self.last_loss = np.full(slots, np.nan)
+
+    def batch(self, data: Union[Mapping[str, Any], Batch]) -> Batch:
+        """``data`` as a shared :class:`Batch` for this block, with the outputs of frozen
+        networks computed once (convert validation data once, evaluate it often)."""
+        batch = data if isinstance(data, Batch) else self.lowered.batch(data)
+        if self.frozen and batch.lead == 1:
+            batch = self.lowered.frozen_outputs(batch, self.frozen)
+        return batch
 
     # ---- state per slot
 
@@ -268,7 +303,7 @@ class RestartBlock:
             n = torch.arange(images.shape[0], device=t.device)[:, None, None]
             moved = padded[n, :, rows[:, :, None], cols[:, None, :]]  # [N, h, w, C]
             tensors[name] = moved.permute(0, 3, 1, 2).reshape(t.shape)
-        return Batch(batch.inputs, tensors, batch.targets, batch.size)
+        return Batch(batch.inputs, tensors, batch.targets, batch.size, batch.cached)
 
     def step(self, n: int = 1) -> np.ndarray:
         """Train every live slot ``n`` steps.
@@ -354,7 +389,7 @@ class RestartBlock:
             >>> block.accuracy(val_data)  # doctest: +SKIP
             array([0.25, 1.  , ...])
         """
-        batch = data if isinstance(data, Batch) else self.lowered.batch(data)
+        batch = self.batch(data)
         correct = torch.zeros(self.slots, dtype=torch.float64)
         for start in range(0, batch.size, chunk):
             fwd = self.lowered.run(batch.slice(start, start + chunk))
@@ -461,17 +496,13 @@ def train(model: Any, data: Mapping[str, Any], restarts: int = 16, steps: int = 
         >>> result = train(model, data, restarts=8, steps=200, lr=0.1)  # doctest: +SKIP
         >>> result.best_program().params  # doctest: +SKIP
     """
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(config_overrides) - known)
-    if unknown:
-        raise NtptError(f"unknown training option(s) {unknown}; fix: use TrainConfig fields {sorted(known)}")
-    config = dataclasses.replace(config or TrainConfig(), **config_overrides)
+    config = config_with(config, **config_overrides)
     block = RestartBlock(model, data, restarts, config, device, library)
     seeds = [restart_seed(seed, k) for k in range(restarts)]
     for k, s in enumerate(seeds):
         block.reset(k, s)
     val_raw = data if val_data is None else val_data
-    val = block.lowered.batch(val_raw)
+    val = block.batch(val_raw)
     losses = np.full((restarts, steps), np.nan)
     eval_steps, accs = [], []
     done = 0

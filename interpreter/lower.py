@@ -26,7 +26,7 @@ Identical calls share one slot, so a call is computed once per forward.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -53,13 +53,16 @@ class Batch:
 
     ``inputs``: Input name -> long ``[S, B, *shape]``; ``tensors``: InputTensor
     name -> float ``[S, B, *shape, *dims]``; ``targets``: observed Output name ->
-    long ``[S, B, *shape]`` (``-1`` = don't care).
+    long ``[S, B, *shape]`` (``-1`` = don't care). ``cached``: outputs of frozen
+    networks already computed on these instances, by the key of the op that would
+    compute them, ``[S, B, calls, K]`` (see ``RestartBlock`` and ``TrainConfig.freeze_library``).
     """
 
     inputs: dict[str, torch.Tensor]
     tensors: dict[str, torch.Tensor]
     targets: dict[str, torch.Tensor]
     size: int
+    cached: dict[int, torch.Tensor] = field(default_factory=dict)
 
     @property
     def lead(self) -> int:
@@ -81,7 +84,7 @@ class Batch:
         def pick(group: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             return {k: v[0][rows.to(v.device)] for k, v in group.items()}
 
-        return Batch(pick(self.inputs), pick(self.tensors), pick(self.targets), rows.shape[1])
+        return Batch(pick(self.inputs), pick(self.tensors), pick(self.targets), rows.shape[1], pick(self.cached))
 
     def slice(self, start: int, stop: int) -> Batch:
         """Instances ``start:stop`` (for evaluating a large batch in chunks)."""
@@ -89,7 +92,7 @@ class Batch:
         def cut(group: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             return {k: v[:, start:stop] for k, v in group.items()}
 
-        return Batch(cut(self.inputs), cut(self.tensors), cut(self.targets), min(stop, self.size) - start)
+        return Batch(cut(self.inputs), cut(self.tensors), cut(self.targets), min(stop, self.size) - start, cut(self.cached))
 
 
 def prepare_batch(flat: FlatModel, data: Mapping[str, Any], device: Any = "cpu", dtype: torch.dtype = torch.float32) -> Batch:
@@ -244,7 +247,7 @@ class _Planner:
                 continue  # mixed sources at one argument position: computed call by call
             outs = [self.new() for _ in group]
             self.call_slot.update(zip(group, outs))
-            self.ops.append(StaticNetOp(self.nets[name], outs, blocks))
+            self.ops.append(StaticNetOp(len(self.ops), self.nets[name], outs, blocks))
 
     def _is_data(self, a: Expr) -> bool:
         if isinstance(a, Elem):
@@ -454,6 +457,35 @@ class Lowered:
         """Validate ``data`` and convert it to a shared :class:`Batch` on this device (see :func:`prepare_batch`)."""
         return prepare_batch(self.flat, data, self.device, self.dtype)
 
+    def _onehots(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Input name -> one-hot values ``[S, B, cells, K]``."""
+        return {d.name: F.one_hot(batch.inputs[d.name].reshape(batch.lead, batch.size, -1), d.size).to(self.dtype)
+                for d in self.flat.inputs}
+
+    @torch.no_grad()
+    def frozen_outputs(self, batch: Batch, names: set[str], slot: int = 0, chunk: int = 1024) -> Batch:
+        """``batch`` carrying the outputs of the networks ``names`` on its data, as computed
+        by restart ``slot``'s copy: ops then read them instead of running the networks.
+
+        Only valid while every restart holds the same weights for those networks
+        (frozen library networks); calls on computed values are not cached.
+
+        Example:
+            >>> cached = low.frozen_outputs(low.batch(data), {"net_0"})  # doctest: +SKIP
+        """
+        assert batch.lead == 1, "cache the outputs of a shared batch"
+        cached = dict(batch.cached)
+        for op in self.plan.ops:
+            if not isinstance(op, StaticNetOp) or op.net.fn.name not in names:
+                continue
+            parts = []
+            for start in range(0, batch.size, chunk):
+                part = batch.slice(start, start + chunk)
+                scores = op.net.scores_of(slot, op.rows(part, self._onehots(part))[0])  # [b*C, K]
+                parts.append(torch.softmax(scores, -1).unflatten(0, (part.size, len(op.outs))))
+            cached[op.key] = torch.cat(parts).unsqueeze(0)  # [1, B, C, K]
+        return Batch(batch.inputs, batch.tensors, batch.targets, batch.size, cached)
+
     def run(self, batch: Batch, param_probs: Optional[Mapping[str, torch.Tensor]] = None,
             hard_nets: bool = False) -> Forward:
         """One forward pass over a batch.
@@ -472,12 +504,9 @@ class Lowered:
         v: list = [None] * plan.n
         for slot, vec in self._consts:
             v[slot] = vec
-        onehots = {}
+        onehots = self._onehots(batch)
         for d in self.flat.inputs:
-            x = batch.inputs[d.name]
-            oh = F.one_hot(x.reshape(x.shape[0], b, -1), d.size).to(self.dtype)  # [S, B, n, K]
-            onehots[d.name] = oh
-            for slot, t in zip(plan.input_slots[d.name], oh.unbind(2)):
+            for slot, t in zip(plan.input_slots[d.name], onehots[d.name].unbind(2)):
                 v[slot] = t
         probs = {}
         for d in self.flat.params:

@@ -64,31 +64,40 @@ class StaticNetOp:
 
     ``blocks`` describe the argument positions: per position a source
     (``("tensor", name)``, ``("input", name)`` or ``("const", size)``) and the
-    flat cell index per call.
+    flat cell index per call. ``key`` names the op's outputs in ``Batch.cached``:
+    when the batch carries them (a frozen network), nothing is computed.
     """
 
-    def __init__(self, net: StackedMLP, outs: list[int], blocks: list[tuple[str, Any, torch.Tensor]]):
-        self.net, self.outs, self.blocks = net, outs, blocks
+    def __init__(self, key: int, net: StackedMLP, outs: list[int], blocks: list[tuple[str, Any, torch.Tensor]]):
+        self.key, self.net, self.outs, self.blocks = key, net, outs, blocks
 
-    def __call__(self, v: list, ctx: Ctx) -> None:
-        s, b, c = ctx.batch.lead, ctx.b, len(self.outs)
+    def rows(self, batch: Batch, onehots: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The network's input rows ``[S, B*C, D]``, instance-major."""
+        s, b, c = batch.lead, batch.size, len(self.outs)
         parts = []
         for kind, key, idx in self.blocks:
             if kind == "tensor":
                 name, cells = key
-                t = ctx.batch.tensors[name]
+                t = batch.tensors[name]
                 t = t.reshape(t.shape[0], t.shape[1], cells, -1)  # [S, B, cells, D]
                 # Calls reading every cell in order (the usual "with X as x: with Y as y") need no gather.
                 part = t if idx is None else t[:, :, idx]  # [S, B, C, D]
             elif kind == "input":
-                part = ctx.onehots[key][:, :, idx]  # [S, B, C, K]
+                part = onehots[key][:, :, idx]  # [S, B, C, K]
             else:  # constants: idx is their one-hot matrix [C, K]
                 part = idx.unsqueeze(0).unsqueeze(0)  # [1, 1, C, K]
             parts.append(part.expand(s, b, c, part.shape[-1]))
         x = torch.cat(parts, -1) if len(parts) > 1 else parts[0]
-        x = x.reshape(s, b * c, -1)  # [S, B*C, D], instance-major: a view for one in-order tensor block
-        scores = self.net.scores(x[0] if s == 1 else x)  # [R, B*C, K]
-        out = net_output(scores, ctx.hard_nets).unflatten(1, (b, c))
+        return x.reshape(s, b * c, -1)  # a view for one in-order tensor block
+
+    def __call__(self, v: list, ctx: Ctx) -> None:
+        out = ctx.batch.cached.get(self.key)  # [S, B, C, K] of a frozen network
+        if out is None:
+            x = self.rows(ctx.batch, ctx.onehots)
+            scores = self.net.scores(x[0] if x.shape[0] == 1 else x)  # [R, B*C, K]
+            out = net_output(scores, ctx.hard_nets).unflatten(1, (ctx.b, len(self.outs)))
+        elif ctx.hard_nets:
+            out = F.one_hot(out.argmax(-1), out.shape[-1]).to(out.dtype)
         for i, slot in enumerate(self.outs):
             v[slot] = out[:, :, i]
 

@@ -95,6 +95,16 @@ class StackedMLP:
         state = {key: views[key].detach().cpu().to(torch.float32).numpy().copy() for key in sorted(views)}
         return {"signature": self.fn.signature, "state": state}
 
+    def scores_of(self, slot: int, x: torch.Tensor) -> torch.Tensor:
+        """Pre-softmax scores ``[N, K]`` of one restart's copy on rows ``x[N, D]``."""
+        views = self._slot_views(slot)
+        y = x
+        for i in range(len(self.sizes) - 1):
+            y = y @ views[f"w{i}"] + views[f"b{i}"]
+            if i < len(self.sizes) - 2:
+                y = torch.relu(y)
+        return y
+
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-softmax scores of every copy.
 

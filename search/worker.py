@@ -103,6 +103,15 @@ class _Lane:
     def __init__(self, block: Any, slots: int):
         self.block = block
         self.live: list[Optional[_Live]] = [None] * slots
+        self._val: Any = None
+
+    def accuracy(self, val_data: Any) -> Any:
+        """Validation accuracy per slot; the data is converted for the block once
+        (with frozen networks' outputs computed once: see ``RestartBlock.batch``)."""
+        if self._val is None:
+            prepare = getattr(self.block, "batch", None)
+            self._val = val_data if prepare is None else prepare(val_data)
+        return self.block.accuracy(self._val)
 
     def free(self) -> list[int]:
         return [s for s, x in enumerate(self.live) if x is None]
@@ -242,7 +251,7 @@ class BlockWorker:
         for key, slots in started.items():
             lane = lanes[key]
             try:
-                acc = lane.block.accuracy(self.val_data)
+                acc = lane.accuracy(self.val_data)
             except Exception as e:
                 self._crash_lane(lane, e, crashes)
                 continue
@@ -254,7 +263,7 @@ class BlockWorker:
         """Train one lane ``eval_every`` steps, evaluate, and finish restarts the policy is done with."""
         try:
             lane.block.step(self.eval_every)
-            acc = lane.block.accuracy(self.val_data)
+            acc = lane.accuracy(self.val_data)
         except Exception as e:
             self._crash_lane(lane, e, crashes)
             return

@@ -188,3 +188,26 @@ def test_augment_shift_moves_training_images_per_restart_and_reproducibly():
     torch.testing.assert_close(again[1], moved[2])
     with pytest.raises(NtptError, match="augment_shift"):
         TrainConfig(augment_shift=-1)
+
+
+def test_frozen_library_networks_are_computed_once_and_train_like_a_zero_rate():
+    flat = fm.netmix()
+    data = netmix_data(np.random.default_rng(0), n=24)
+    library = {"look": random_netstate(flat.learns["look"], np.random.default_rng(1))}
+    runs = {}
+    for frozen in (False, True):
+        # no clipping: a zero-rate network still counts in the clipped gradient norm, a frozen one does not
+        cfg = TrainConfig(batch_size=5, freeze_library=frozen, net_lr_scale=0.0, clip_norm=None)
+        block = RestartBlock(flat, data, slots=3, config=cfg, library=library)
+        for slot in range(3):
+            block.reset(slot, restart_seed(0, slot))
+        losses = block.step(8)
+        runs[frozen] = (losses, block.accuracy(data), slot_state(block, 1), block)
+    (loss_a, acc_a, state_a, _), (loss_b, acc_b, state_b, frozen_block) = runs[False], runs[True]
+    np.testing.assert_allclose(loss_a, loss_b, rtol=1e-5)
+    np.testing.assert_allclose(acc_a, acc_b)
+    for a, b in zip(state_a, state_b):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert frozen_block.frozen == {"look"} and len(frozen_block.data.cached) == 1  # look(img[i]) only
+    assert all(not t.requires_grad for _, t, _ in frozen_block.lowered.nets["look"].tensors())
+    assert frozen_block.networks(2)["look"]["state"]["w0"].tolist() == library["look"]["state"]["w0"].tolist()
