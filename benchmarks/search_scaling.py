@@ -10,13 +10,20 @@ end, and ``startup_s`` reports that start-up separately:
   in_process               the same training as actors_1 without Ray          goal: Ray overhead <= 10%
   simulated_cluster        time to the first converged MATH program on 1/8/64 GPUs (model, see docs/scaling.md)
 
+The model is MATH searched from a 2x2 library, as a MATH search runs: with
+``--library frozen`` (the default, the MATH recipe) net_0/net_1 are held fixed
+and their outputs computed once per block (``TrainConfig.freeze_library``);
+``--library trained`` fine-tunes a per-restart copy at 0.01x (the paper's
+setting); ``--library none`` trains both networks from scratch in every
+restart. The library's weights are random: throughput does not depend on them.
+
 The model is MATH (experiments/models/math.py on MATH data) when the compiler
 front end is available; otherwise the hand-built maze FlatModel of
 tests/interpreter/flatmodels.py on random images (same shapes as the paper's
 maze), and ``"model"`` in the output says which.
 
 Usage:
-    python benchmarks/search_scaling.py [--slots 16] [--restarts 32] [--steps 40] [--quick]
+    python benchmarks/search_scaling.py [--slots 16] [--restarts 32] [--steps 40] [--library frozen] [--quick]
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ def workload(args) -> tuple[str, object, dict, object]:
 
         model = registry.load_model("math")
         data = task_splits("MATH", sizes={"train": 512, "val": 64, "test": 1})["train"]
-        return "MATH (experiments/models/math.py, N=2)", model, data, None
+        return f"MATH (experiments/models/math.py, N=2), library {args.library}", model, data, None
     except Exception as e:  # front end or data not ready: fall back, and say so
         reason = f"{type(e).__name__}: {e}".splitlines()[0][:120]
     import numpy as np
@@ -94,13 +101,20 @@ def measure(args, model, data, factory, *, actors: int, slots: int, restarts: in
     # an unreachable jump: every restart trains exactly --steps steps
     policy = JumpPolicy(delta=1.0, window=1, floor=1.0, solved=None, refine_evals=0, budget_steps=args.steps)
     val = {k: v[:64] for k, v in data.items()}
-    config, eval_every = {"batch_size": 16}, args.steps // 2
+    config, eval_every = {"batch_size": 16, "freeze_library": args.library == "frozen"}, args.steps // 2
+    library = None
+    if factory is None and args.library != "none":
+        import numpy as np
+        from ntpt_dist.interpreter.netfn import random_netstate
+
+        library = {name: random_netstate(fn, np.random.default_rng(0)) for name, fn in model.flat.learns.items()}
     worker_kwargs = {"model_spec": ModelSpec.of(model), "data": data, "slots": slots, "config": config,
-                     "val_data": val, "policy": policy, "eval_every": eval_every, "block_factory": factory}
+                     "val_data": val, "policy": policy, "eval_every": eval_every, "block_factory": factory,
+                     "library": library}
     pool = timed(RayBackend)(worker_kwargs, cpus_per_actor=1) if backend == "ray" else timed(LocalBackend)(worker_kwargs)
     t0 = time.perf_counter()
     result = search(model, data, restarts=restarts, seed=0, actors=actors, restarts_per_actor=slots,
-                    policy=policy, progress=False, val_data=val, backend=pool, config=config,
+                    policy=policy, progress=False, val_data=val, backend=pool, config=config, library=library,
                     eval_every=eval_every, block_factory=factory, slice_s=1.0)
     end = time.perf_counter()
     assert len(result.records) == restarts, result
@@ -143,6 +157,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40, help="training steps per restart")
     ap.add_argument("--hid", type=int, default=64, help="maze fallback: LOOK hidden width")
     ap.add_argument("--maze-t", type=int, default=10, help="maze fallback: time steps")
+    ap.add_argument("--library", choices=("frozen", "trained", "none"), default="frozen",
+                    help="MATH's net_0/net_1: a frozen library (the MATH recipe), fine-tuned per restart, or new")
     ap.add_argument("--quick", action="store_true", help="a smoke run (seconds)")
     args = ap.parse_args()
     if args.quick:

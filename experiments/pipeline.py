@@ -111,11 +111,13 @@ def search_and_merge(
         steps: step budget of one restart.
         refine_evals: evaluations a restart keeps training after its jump (its networks improve).
         search_kwargs: passed to ``ntpt_dist.search`` (``address``, ``actors``,
-            ``restarts_per_actor``, ``gpus_per_actor``, ``cpus_per_actor``, ...).
+            ``restarts_per_actor``, ``gpus_per_actor``, ``cpus_per_actor``, ...); ``config``
+            (TrainConfig options) overrides the task's recipe (``registry.recipe``).
 
     Returns:
         a :class:`SearchReport` (``.text()`` is what the CLI prints).
     """
+    from ntpt_dist.interpreter.engine import config_with
     from ntpt_dist.search.driver import search
     from ntpt_dist.search.policy import JumpPolicy, StopRule
 
@@ -124,8 +126,11 @@ def search_and_merge(
     model = registry.load_model(registry.model_for_task(task, library))
     registry.check_one_new_network(model, library)
     data = task_splits(task, seed=seed, sizes={"val": VAL_SIZE, "test": 2000, **(sizes or {})}, data_dir=data_dir)
+    config = {**registry.recipe(task), **dict(search_kwargs.pop("config", None) or {})}
+    config_with(**config)  # a bad option fails here, with its name, not in every worker
     result = search(
         model, data["train"], val_data=data["val"], restarts=restarts, seed=seed, library=library, store=store,
+        config=config,
         search_id=search_id, progress=progress, policy=JumpPolicy(budget_steps=steps, refine_evals=refine_evals),
         stop=StopRule(first_k=first_k, max_restarts=restarts), task=task, device=device, **search_kwargs,
     )

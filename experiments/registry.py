@@ -33,6 +33,28 @@ DEFAULT_HYPERS = {
 }
 
 
+# The training recipe of each task family: TrainConfig fields that differ from the defaults,
+# each measured (docs/results.md); a caller's own options override them.
+RECIPES = {
+    # random 2-pixel shifts of the digit/operator images: net_0 no longer over-fits 4k grids
+    "ADD2x2": {"augment_shift": 2},
+    "APPLY2x2": {"augment_shift": 2},
+    # large initial logits spread the restarts over the program space; the 2x2 library is held
+    # fixed while programs are searched, so each restart costs about a symbolic one
+    "MATH": {"init_scale": 3.0, "freeze_library": True},
+}
+
+
+def recipe(task: str) -> dict:
+    """TrainConfig options a task trains with by default (see ``RECIPES``).
+
+    Example:
+        >>> recipe("MATH")["freeze_library"]
+        True
+    """
+    return dict(RECIPES.get(task.split(":")[0], {}))
+
+
 def model_names() -> list[str]:
     return sorted(LISTINGS)
 

@@ -20,6 +20,24 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
 
 
+def _option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` -> (key, int/float/bool/str value) for ``--option``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (a TrainConfig field), got {text!r}")
+    for parse in (int, float):
+        try:
+            return key, parse(value)
+        except ValueError:
+            pass
+    return key, {"true": True, "false": False}.get(value.lower(), value)
+
+
+def _add_option_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="training option (a TrainConfig field, e.g. init_scale=3.0); overrides the task's recipe")
+
+
 def _add_store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", help="store URI or folder (default: $NTPT_STORE_URI, else ./ntpt-store with sqlite)")
 
@@ -36,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--train-size", type=int, default=4000, help="distinct training instances (paper: 1k or 4k)")
+    _add_option_arg(p)
     _add_data_args(p)
 
     p = sub.add_parser("search", help="distributed restart search on Ray; results go to the store")
@@ -50,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search-id", help="resume this search (finished restarts are not redone)")
     p.add_argument("--first-k", type=int, help="stop once this many restarts converged")
     p.add_argument("--train-size", type=int, default=4000)
+    _add_option_arg(p)
     _add_store_arg(p)
     _add_data_args(p)
 

@@ -19,9 +19,12 @@ def _open_store(uri):
 
 def cmd_train(args: Namespace) -> int:
     from ntpt_dist.experiments.runner import train_task
+    from ntpt_dist.interpreter.engine import config_with
 
     library = _open_store(args.library).load_library() if args.library else None
     overrides = {k: v for k, v in {"lr": args.lr, "batch_size": args.batch_size}.items() if v is not None}
+    overrides.update(args.option)
+    config_with(**overrides)  # a misspelt option fails before any data is read
     outcome = train_task(
         args.task, restarts=args.restarts, steps=args.steps, seed=args.seed, library=library,
         data_dir=args.data_dir, device=args.device, sizes={"train": args.train_size}, **overrides,
@@ -47,7 +50,7 @@ def cmd_search(args: Namespace) -> int:
         address=args.address, actors=args.actors, restarts_per_actor=args.restarts_per_actor,
         gpus_per_actor=args.gpus_per_actor, cpus_per_actor=args.cpus_per_actor,
         search_id=args.search_id, first_k=args.first_k, data_dir=args.data_dir, device=args.device,
-        sizes={"train": args.train_size},
+        sizes={"train": args.train_size}, config=dict(args.option),
     )
     _print(report.text())
     return 0
