@@ -155,6 +155,8 @@ class RestartBlock:
         device: torch device.
         library: optional ``dict[name, NetState]``: networks found here start
             every restart as this copy and train at ``lr * net_lr_scale``.
+        train_params: ``False`` trains the networks only; Params keep the logits
+            they are given (see :meth:`set_params`).
 
     Raises:
         DataError: bad training data. NtptError: a library network that does not fit.
@@ -165,7 +167,8 @@ class RestartBlock:
     """
 
     def __init__(self, model: Any, train_data: Union[Mapping[str, Any], Batch], slots: int = 64,
-                 config: Optional[TrainConfig] = None, device: Any = "cpu", library: Optional[Mapping[str, Any]] = None):
+                 config: Optional[TrainConfig] = None, device: Any = "cpu", library: Optional[Mapping[str, Any]] = None,
+                 train_params: bool = True):
         self.model = model
         self.flat = _flat_of(model)
         self.config = config or TrainConfig()
@@ -183,7 +186,11 @@ class RestartBlock:
             for _, t, _ in self.lowered.nets[name].tensors():
                 t.requires_grad_(False)
         self.data = self.batch(train_data)
-        self._tensors = [p for p in self.lowered.parameters() if p[0].split(":")[1] not in self.frozen]
+        if not train_params:
+            for t in self.lowered.logits.values():
+                t.requires_grad_(False)
+        self._tensors = [p for p in self.lowered.parameters()
+                         if p[0].split(":")[1] not in self.frozen and (train_params or not p[0].startswith("param:"))]
         cfg = self.config
         self._lr = []
         for key, _, _ in self._tensors:
@@ -246,6 +253,8 @@ class RestartBlock:
             u = torch.rand(logits.shape[1:], generator=gen, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
             logits[slot] = (cfg.init_scale * torch.log(-torch.log(u))).to(logits.dtype)
         for name, net in self.lowered.nets.items():
+            if name in self.frozen:
+                continue  # loaded into every slot once, never changed
             if name in self.library:
                 net.load_slot(slot, self.library[name])
             else:
@@ -258,6 +267,15 @@ class RestartBlock:
         self._diverged[slot] = False
         self._perm[slot], self._pos[slot] = None, 0
         self.last_loss[slot] = np.nan
+
+    @torch.no_grad()
+    def set_params(self, slot: int, params: Mapping[str, Any]) -> None:
+        """Make a slot's Params exactly the program ``params`` (name -> ints): one-hot marginals."""
+        self._check_slot(slot)
+        for name, logits in self.lowered.logits.items():
+            chosen = torch.as_tensor(params[name], dtype=torch.long, device=logits.device)
+            hot = F.one_hot(chosen, logits.shape[-1]).bool()
+            logits[slot] = torch.where(hot, 0.0, -1e4)  # softmax: exactly 1 and 0 in float32
 
     def clear(self, slot: int) -> None:
         """Empty a slot (it stops training until the next :meth:`reset`)."""

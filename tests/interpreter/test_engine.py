@@ -211,3 +211,20 @@ def test_frozen_library_networks_are_computed_once_and_train_like_a_zero_rate():
     assert frozen_block.frozen == {"look"} and len(frozen_block.data.cached) == 1  # look(img[i]) only
     assert all(not t.requires_grad for _, t, _ in frozen_block.lowered.nets["look"].tensors())
     assert frozen_block.networks(2)["look"]["state"]["w0"].tolist() == library["look"]["state"]["w0"].tolist()
+
+
+def test_tune_networks_improves_a_fixed_programs_network_and_keeps_its_params():
+    from ntpt_dist import compile_source
+    from ntpt_dist.interpreter.tune import tune_networks
+
+    model = compile_source(IMAGES, filename="images.py")
+    rng = np.random.default_rng(0)
+    n = 64
+    label = rng.integers(0, 2, n)
+    images = rng.random((n, 2, 1, 6, 6), dtype=np.float32) * 0.1
+    images[np.arange(n), 1, 0, np.where(label == 1, 0, 4)] += 1.0  # cell 1: a bright top or bottom row
+    data = {"img": images, "y": label}
+    start = model.program({"p": 1}, {"look": random_netstate(model.flat.learns["look"], np.random.default_rng(3))})
+    tuned = tune_networks(start, data, steps=200, eval_every=25, lr=0.05, net_lr_scale=0.4, batch_size=16)
+    assert tuned.params == {"p": 1}
+    assert start.accuracy(data) < 0.9 <= tuned.accuracy(data)
