@@ -377,4 +377,6 @@ def check_params(flat: FlatModel, params: Mapping[str, Any]) -> dict[str, np.nda
                 f"but Param({d.size}) values run 0..{d.size - 1}; fix: give values in range"
             )
         out[d.name] = arr
+    for elem, value in flat.fixed.items():  # set_to_constant: the model's value, whatever was given
+        out[elem.name][elem.index] = value
     return out

@@ -418,7 +418,10 @@ class RestartBlock:
     def params(self, slot: int) -> dict[str, Any]:
         """The argmax of every Param of a slot: int (scalar Param) or nested list of ints."""
         self._check_slot(slot)
-        return {name: logits[slot].argmax(-1).cpu().tolist() for name, logits in self.lowered.logits.items()}
+        chosen = {name: logits[slot].argmax(-1).cpu().numpy() for name, logits in self.lowered.logits.items()}
+        for elem, value in self.flat.fixed.items():  # set_to_constant: its logits are unused
+            chosen[elem.name][elem.index] = value
+        return {name: arr.tolist() for name, arr in chosen.items()}
 
     def networks(self, slot: int) -> dict[str, Any]:
         """A slot's networks as library ``NetState``s."""

@@ -205,6 +205,7 @@ class FlatModel:
     constants: dict[str, int]  # every module-level constant, hypers included
     source: str = ""
     filename: str = "<string>"
+    fixed: dict[Elem, int] = field(default_factory=dict)  # Param elements fixed by set_to_constant
 
     def of_kind(self, kind: str) -> list[Decl]:
         return [d for d in self.decls.values() if d.kind == kind]

@@ -481,5 +481,5 @@ def unroll(ir: ModuleIR) -> FlatModel:
     return FlatModel(
         decls={**ir.decls, **u.aux}, tensors=dict(ir.tensors), runtimes=dict(ir.runtimes), learns=dict(ir.learns),
         statements=tuple(a for a in u.out if a is not None), constants=dict(ir.constants),
-        source=ir.source, filename=ir.filename,
+        source=ir.source, filename=ir.filename, fixed={e: value for e, (value, _) in u.fixed.items()},
     )

@@ -351,3 +351,19 @@ def test_a_param_fixed_by_set_to_constant_is_a_constant_everywhere():
     assert cases(got["out"]) == {((("q[1]", (2,)),), "2"), ((("q[1]", (0, 1)),), "q[1]")}
     assert flat.decls["q"].kind == "param" and "v[1]" not in got
     assert_assigned_before_read(flat)
+
+
+def test_a_fixed_param_shows_its_constant_in_programs_and_trained_params():
+    from ntpt_dist import compile_source
+    from ntpt_dist.interpreter.engine import RestartBlock, TrainConfig
+
+    src = ("from dummy import Input, Output, Param\nx = Input(3)\nout = Output(3)\nq = Param(3)[2]\n"
+           "q[0].set_to_constant(2)\nif q[1] == 0:\n    out.set_to(x)\nelse:\n    out.set_to(q[0])\n")
+    model = compile_source(src, filename="fixed.py")
+    assert model.flat.fixed == {Elem("q", (0,)): 2}
+    program = model.program({"q": [0, 1]})  # the value given for q[0] is not the model's
+    assert program.params == {"q": [2, 1]} and "q = [2, 1]  # Param(3)[2]" in program.source
+    block = RestartBlock(model, {"x": [0, 1], "out": [2, 2]}, slots=2, config=TrainConfig(batch_size=None))
+    block.reset(0, 1)
+    block.reset(1, 2)
+    assert block.params(0)["q"][0] == 2 and block.params(1)["q"][0] == 2
