@@ -99,6 +99,7 @@ def search_and_merge(
     search_id: Optional[str] = None,
     epsilon: float = 0.01,
     refine_evals: int = 5,
+    tune_steps: int = 500,
     progress: bool = True,
     **search_kwargs,
 ) -> SearchReport:
@@ -110,6 +111,8 @@ def search_and_merge(
         restarts: restart budget; ``first_k`` stops after that many converged.
         steps: step budget of one restart.
         refine_evals: evaluations a restart keeps training after its jump (its networks improve).
+        tune_steps: when the search held the library fixed (``freeze_library``), steps of
+            :func:`~ntpt_dist.interpreter.tune.tune_networks` on the winner before the merge.
         search_kwargs: passed to ``ntpt_dist.search`` (``address``, ``actors``,
             ``restarts_per_actor``, ``gpus_per_actor``, ``cpus_per_actor``, ...); ``config``
             (TrainConfig options) overrides the task's recipe (``registry.recipe``).
@@ -117,7 +120,9 @@ def search_and_merge(
     Returns:
         a :class:`SearchReport` (``.text()`` is what the CLI prints).
     """
+    from ntpt_dist.config import default_device
     from ntpt_dist.interpreter.engine import config_with
+    from ntpt_dist.interpreter.tune import tune_networks
     from ntpt_dist.search.driver import search
     from ntpt_dist.search.policy import JumpPolicy, StopRule
 
@@ -136,6 +141,10 @@ def search_and_merge(
     )
     program = result.best_program()
     merge = test_acc = None
+    if program is not None and config.get("freeze_library") and tune_steps:
+        # the search held the library fixed; now the winner's networks improve on this task
+        program = tune_networks(program, data["train"], steps=tune_steps, val_data=data["val"], seed=seed,
+                                device=device or default_device(), **{k: v for k, v in config.items() if k != "freeze_library"})
     if program is not None:
         test_acc = program.accuracy(data["test"])
         evaluate = ValidationEvaluator(store, task, program, seed=seed, data_dir=data_dir)
