@@ -120,11 +120,12 @@ def search_and_merge(
     Returns:
         a :class:`SearchReport` (``.text()`` is what the CLI prints).
     """
-    from ntpt_dist.config import default_device
     from ntpt_dist.interpreter.engine import config_with
     from ntpt_dist.interpreter.tune import tune_networks
     from ntpt_dist.search.driver import search
     from ntpt_dist.search.policy import JumpPolicy, StopRule
+
+    from ntpt_dist.config import default_device
 
     started = time.perf_counter()
     library = store.load_library() or None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from ntpt_dist.cli import build_parser, main
 from ntpt_dist.experiments import registry
 from ntpt_dist.interpreter.engine import config_with
+
+from ntpt_dist.cli import build_parser, main
 
 
 def test_option_values_are_typed_and_repeatable():

@@ -214,8 +214,9 @@ def test_frozen_library_networks_are_computed_once_and_train_like_a_zero_rate():
 
 
 def test_tune_networks_improves_a_fixed_programs_network_and_keeps_its_params():
-    from ntpt_dist import compile_source
     from ntpt_dist.interpreter.tune import tune_networks
+
+    from ntpt_dist import compile_source
 
     model = compile_source(IMAGES, filename="images.py")
     rng = np.random.default_rng(0)

@@ -354,8 +354,9 @@ def test_a_param_fixed_by_set_to_constant_is_a_constant_everywhere():
 
 
 def test_a_fixed_param_shows_its_constant_in_programs_and_trained_params():
-    from ntpt_dist import compile_source
     from ntpt_dist.interpreter.engine import RestartBlock, TrainConfig
+
+    from ntpt_dist import compile_source
 
     src = ("from dummy import Input, Output, Param\nx = Input(3)\nout = Output(3)\nq = Param(3)[2]\n"
            "q[0].set_to_constant(2)\nif q[1] == 0:\n    out.set_to(x)\nelse:\n    out.set_to(q[0])\n")
