@@ -9,17 +9,48 @@ Runs, in order (each stage feeds the next its networks, as in a lifetime):
 
 Usage:
     python benchmarks/tasks_accuracy.py [--stages add,apply,math,maze] [--math-restarts 100] [--quick]
+        [--add-option augment_shift=2 --add-option batch_size=128 --apply-option batch_size=128 ...]
+
+``--add-option`` / ``--apply-option KEY=VALUE`` (repeatable) pass a training option
+(a ``TrainConfig`` field, e.g. ``augment_shift``, ``new_net_lr_scale``, ``lr``,
+``batch_size``) to that stage only; ``--augment-shift N`` is short for both
+``--add-option augment_shift=N`` and ``--apply-option augment_shift=N``. The options
+used are recorded in each stage's JSON entry under ``options``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import sys
 import time
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def _option(text: str) -> tuple[str, object]:
+    """``"key=value"`` -> ``(key, value)``; the value is a Python literal (int, float, None, True,
+    a tuple) or else kept as a string, e.g. ``"augment_shift=2"`` -> ``("augment_shift", 2)``."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        value = raw.strip()
+    return key.strip(), value
+
+
+def stage_options(args, stage: str) -> dict:
+    """Training options for ``stage`` (``"add"`` or ``"apply"``): ``--augment-shift``, then the
+    stage's ``--STAGE-option KEY=VALUE`` pairs (later ones win)."""
+    options: dict = {}
+    if args.augment_shift is not None:
+        options["augment_shift"] = args.augment_shift
+    options.update(dict(getattr(args, f"{stage}_option") or []))
+    return options
 
 
 def _merge_library(library: dict | None, program) -> dict:
@@ -50,18 +81,24 @@ def run(args) -> dict:
         print(json.dumps({name: entry}), file=sys.stderr, flush=True)
 
     if "add" in stages:
+        add_options = stage_options(args, "add")
         o = train_task("ADD2x2:top", restarts=args.restarts, steps=args.steps, seed=args.seed,
-                       sizes={"train": 4000, "val": 1000, "test": 2000 if quick else 10000}, progress=False)
-        record("ADD2x2:top", o, regime="4k distinct grids")
+                       sizes={"train": 4000, "val": 1000, "test": 2000 if quick else 10000}, progress=False,
+                       **add_options)
+        record("ADD2x2:top", o, regime="4k distinct grids", restarts=args.restarts, steps=args.steps,
+               options=add_options)
         library = _merge_library(library, o.program)
     if "apply" in stages:
         # net_0 is held fixed here (net_lr_scale=0) so that reading operators falls to the new net_1:
         # left free, a restart may re-train the digit net on operators (catastrophic forgetting that
         # the store's merge gate would then reject).
+        apply_options = {"net_lr_scale": 0.0, **stage_options(args, "apply")}
         o = train_task("APPLY2x2:top", restarts=args.apply_restarts, steps=args.apply_steps, seed=args.seed,
-                       library=library, net_lr_scale=0.0,
-                       sizes={"train": 4000, "val": 1000, "test": 2000 if quick else 10000}, progress=False)
-        record("APPLY2x2:top", o, start="net_0 from ADD2x2:top, held fixed")
+                       library=library,
+                       sizes={"train": 4000, "val": 1000, "test": 2000 if quick else 10000}, progress=False,
+                       **apply_options)
+        record("APPLY2x2:top", o, start="net_0 from ADD2x2:top, held fixed", restarts=args.apply_restarts,
+               steps=args.apply_steps, options=apply_options)
         library = _merge_library(library, o.program)
     if "math" in stages:
         started = time.perf_counter()
@@ -133,6 +170,13 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--apply-restarts", type=int, default=8)
     p.add_argument("--apply-steps", type=int, default=1500)
+    p.add_argument("--add-option", type=_option, action="append", metavar="KEY=VALUE",
+                   help="a training option (TrainConfig field) for the ADD2x2 stage only, e.g. augment_shift=2; repeatable")
+    p.add_argument("--apply-option", type=_option, action="append", metavar="KEY=VALUE",
+                   help="a training option for the APPLY2x2 stage only (net_lr_scale=0 unless given); repeatable")
+    p.add_argument("--augment-shift", type=int, default=None, metavar="PIXELS",
+                   help="shift training images up to PIXELS each way in the add and apply stages "
+                        "(TrainConfig.augment_shift; a stage's --*-option overrides it)")
     p.add_argument("--math-restarts", type=int, default=100)
     p.add_argument("--math-steps", type=int, default=3000)
     p.add_argument("--math-init-scale", type=float, default=1.0, help="Param logit scale at init (3 found programs on symbolic MATH)")
