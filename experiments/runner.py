@@ -69,7 +69,8 @@ def train_task(
         library: networks to start from (``dict name -> NetState``), e.g.
             ``ntpt_dist.load_library()``; without one ADD2x2 uses its net_0-only model.
         sizes: number of train/val/test instances (defaults: the paper's 4k/1k/10k).
-        train_kwargs: passed to ``Model.train`` (``lr``, ``batch_size``, ...).
+        train_kwargs: passed to ``Model.train`` (``lr``, ``batch_size``, ...); they override
+            the task's recipe (``registry.recipe``).
 
     Returns:
         a :class:`TaskOutcome` with the best program and its test accuracy.
@@ -81,6 +82,7 @@ def train_task(
     model = registry.load_model(name)
     registry.check_one_new_network(model, library)
     data = task_splits(task, seed=seed, sizes=sizes, data_dir=data_dir)
+    train_kwargs = {**registry.recipe(task), **train_kwargs}
     result = model.train(
         data["train"],
         restarts=restarts,

@@ -65,6 +65,10 @@ class TrainConfig:
         freeze_library: library networks do not train; every restart uses the library
             copy, and their outputs on the training data are computed once for all
             slots, so a restart costs about what the symbolic program search costs.
+        polish_edits: after training, climb from each restart's program by changing up to
+            this many Param values at a time, scored exactly on ``polish_sample`` training
+            instances (``interpreter/polish.py``); 0 = off.
+        polish_sample: training instances that score the local search.
         augment_shift: shift every training image (an InputTensor cell of 2+ dims) by a
             random offset of up to this many pixels each way, drawn per instance from
             the restart's generator (zero fill); 0 = off. Validation data is never shifted.
@@ -92,6 +96,8 @@ class TrainConfig:
     net_init_scale: float = 1.0
     eval_every: int = 50
     freeze_library: bool = False
+    polish_edits: int = 0
+    polish_sample: int = 100
     augment_shift: int = 0
     rms_decay: float = 0.9
     betas: tuple[float, float] = (0.9, 0.999)
@@ -107,6 +113,9 @@ class TrainConfig:
             raise NtptError(f"batch_size must be >= 1 or None (full batch), got {self.batch_size}; fix: pass a positive size")
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise NtptError(f"clip_norm must be > 0 or None, got {self.clip_norm}; fix: pass a positive norm or None")
+        if self.polish_edits < 0 or self.polish_sample < 1:
+            raise NtptError(f"polish_edits must be >= 0 and polish_sample >= 1, got {self.polish_edits} and "
+                            f"{self.polish_sample}; fix: pass 0 (off) or a small number of edits, and a sample size")
         if self.augment_shift < 0:
             raise NtptError(f"augment_shift must be >= 0, got {self.augment_shift}; fix: pass 0 (off) or a pixel count")
         if self.eval_every < 1:
@@ -541,12 +550,18 @@ def train(model: Any, data: Mapping[str, Any], restarts: int = 16, steps: int = 
             median = np.nanmedian(last) if not np.isnan(last).all() else math.nan
             print(f"step {done}/{steps}: restarts alive {alive}/{restarts}, jumped {jumped}, "
                   f"best val acc {accs[-1].max():.3f}, median loss {median:.4f}", file=sys.stderr, flush=True)
-    programs = []
-    if not isinstance(model, FlatModel):
-        try:
-            programs = [block.program(k) for k in range(restarts)]
-        except ImportError:  # program.py not there yet: results still carry params and networks
-            programs = []
+    programs = [] if isinstance(model, FlatModel) else [block.program(k) for k in range(restarts)]
+    params = [block.params(k) for k in range(restarts)]
+    if programs and config.polish_edits:
+        programs = [polished(p, data, config) for p in programs]
+        params = [p.params for p in programs]
     return TrainResult(seeds, losses, np.array(eval_steps), np.stack(accs, 1) if accs else np.zeros((restarts, 0)),
-                       block.diverged, [block.params(k) for k in range(restarts)],
-                       [block.networks(k) for k in range(restarts)], programs, val_raw)
+                       block.diverged, params, [block.networks(k) for k in range(restarts)], programs, val_raw)
+
+
+def polished(program: Any, data: Mapping[str, Any], config: TrainConfig) -> Any:
+    """``program`` after the local search of ``config.polish_edits`` (see ``interpreter/polish.py``)."""
+    from .polish import local_search
+
+    sample = {k: v[: config.polish_sample] for k, v in data.items()}
+    return local_search(program, sample, max_edits=config.polish_edits)[0]

@@ -284,6 +284,19 @@ class BlockWorker:
             if decision == CONTINUE:
                 continue
             lane.live[s] = None
+            if decision != CONVERGED and self._polish_edits(lane):
+                try:  # a restart without a jump may still end a few Param values from a program
+                    program = self._polished(lane, lane.block.program(s))
+                except Exception as e:
+                    self._release(lane, s)
+                    crashes.append(_crash(live.assignment, e, "restart"))
+                    continue
+                prog_acc = float(program.accuracy(self.val_data))
+                if prog_acc >= self.policy.floor:
+                    self._release(lane, s)
+                    records.append(self._record(live, "converged", "polish", n, program=program.to_dict(),
+                                                program_val_acc=prog_acc))
+                    continue
             self._release(lane, s, keep_for_program=decision == CONVERGED)
             if decision == CONVERGED:
                 try:
@@ -302,12 +315,24 @@ class BlockWorker:
     def _converged(self, lane: _Lane, slot: int, live: _Live, steps: int) -> dict:
         jump = self.policy.found(live.history)
         program = lane.block.program(slot)
+        if self._polish_edits(lane):
+            program = self._polished(lane, program)
         self._release(lane, slot)
         prog_acc = float(program.accuracy(self.val_data))
         return self._record(
             live, "converged", "jump", steps, jump_step=int(live.trajectory[jump][0]),
             program=program.to_dict(), program_val_acc=prog_acc,
         )  # fmt: skip
+
+    @staticmethod
+    def _polish_edits(lane: _Lane) -> int:
+        return int(getattr(getattr(lane.block, "config", None), "polish_edits", 0) or 0)
+
+    def _polished(self, lane: _Lane, program: Any) -> Any:
+        """``TrainConfig.polish_edits``: the program after a discrete local search on training data."""
+        from ..interpreter.engine import polished
+
+        return polished(program, self.data, lane.block.config)
 
     def _record(self, live: _Live, status: str, reason: str, steps: int, **fields: Any) -> dict:
         a = live.assignment

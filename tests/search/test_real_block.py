@@ -46,3 +46,18 @@ def test_local_search_finds_the_correct_program():
     assert result.counts["converged"] >= 1
     assert result.winner["program_val_acc"] == 1.0
     assert result.winner["program"]["params"] == CORRECT
+
+
+def test_a_restart_without_a_jump_is_polished_into_a_program():
+    # lr 0: gradient descent goes nowhere, every restart hits its step budget; the discrete local
+    # search from its (random) program then finds the gates program within a few Param changes.
+    policy = JumpPolicy(delta=0.25, window=5, floor=0.9, refine_evals=2, budget_steps=20)
+    worker = BlockWorker(("", {}), gates_data(), slots=4, config={"lr": 0.0, "batch_size": 8, "polish_edits": 2},
+                         policy=policy, eval_every=10, block_factory=gates_factory())
+    worker.assign([Assignment(k, restart_seed(0, k)) for k in range(4)])
+    records = finish(worker)
+    polished = [r for r in records.values() if r["reason"] == "polish"]
+    assert polished and all(r["status"] == "converged" and r["program_val_acc"] >= 0.9 for r in polished)
+    assert all(r["program"]["params"] == CORRECT for r in polished)
+    # the others happen to start with the right argmax (the policy's "solved" rule takes them at once)
+    assert all(r["reason"] in ("polish", "jump") and r["program"]["params"] == CORRECT for r in records.values())
