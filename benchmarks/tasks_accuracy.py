@@ -3,8 +3,10 @@
 Runs, in order (each stage feeds the next its networks, as in a lifetime):
   1. ADD2x2:top alone in the 4k regime (paper: > 80%; goal >= 95% test accuracy)
   2. APPLY2x2:top starting from that net_0 (goal 100%)
-  3. MATH from the 2x2 library: how many of the restarts converge (paper: 2/100)
-     and the accuracy at N = 2 and N = 16 (paper: net_0 saturates at 97.5%)
+  3. MATH from the 2x2 library with its recipe (registry.RECIPES): how many of the
+     restarts converge (paper: 2/100), by gradient descent alone and after the local
+     search, and the accuracy at N = 2 and N = 16 before and after the winner's
+     networks are tuned (paper: net_0 saturates at 97.5%)
   4. the maze: fraction of restarts that find a correct program, path-length accuracy
 
 Usage:
@@ -13,7 +15,7 @@ Usage:
 
 ``--add-option`` / ``--apply-option KEY=VALUE`` (repeatable) pass a training option
 (a ``TrainConfig`` field, e.g. ``augment_shift``, ``new_net_lr_scale``, ``lr``,
-``batch_size``) to that stage only; ``--augment-shift N`` is short for both
+``batch_size``) to that stage only, over the task's recipe (``--math-option`` likewise); ``--augment-shift N`` is short for both
 ``--add-option augment_shift=N`` and ``--apply-option augment_shift=N``. The options
 used are recorded in each stage's JSON entry under ``options``.
 """
@@ -60,7 +62,7 @@ def _merge_library(library: dict | None, program) -> dict:
 def run(args) -> dict:
     import torch
     from ntpt_dist.experiments import registry
-    from ntpt_dist.experiments.runner import math_generalisation, task_splits, train_task
+    from ntpt_dist.experiments.runner import task_splits, train_task
 
     torch.set_num_threads(args.threads)
     out: dict = {"machine": f"{os.cpu_count()} cpus, torch {torch.__version__}", "stages": {}}
@@ -86,7 +88,7 @@ def run(args) -> dict:
                        sizes={"train": 4000, "val": 1000, "test": 2000 if quick else 10000}, progress=False,
                        **add_options)
         record("ADD2x2:top", o, regime="4k distinct grids", restarts=args.restarts, steps=args.steps,
-               options=add_options)
+               options={**registry.recipe("ADD2x2"), **add_options})
         library = _merge_library(library, o.program)
     if "apply" in stages:
         # net_0 is held fixed here (net_lr_scale=0) so that reading operators falls to the new net_1:
@@ -98,26 +100,10 @@ def run(args) -> dict:
                        sizes={"train": 4000, "val": 1000, "test": 2000 if quick else 10000}, progress=False,
                        **apply_options)
         record("APPLY2x2:top", o, start="net_0 from ADD2x2:top, held fixed", restarts=args.apply_restarts,
-               steps=args.apply_steps, options=apply_options)
+               steps=args.apply_steps, options={**registry.recipe("APPLY2x2"), **apply_options})
         library = _merge_library(library, o.program)
     if "math" in stages:
-        started = time.perf_counter()
-        model = registry.load_model("math", N=2)
-        data = task_splits("MATH", seed=args.seed, sizes={"train": 4000, "val": 1000, "test": 1000})
-        result = model.train(data["train"], restarts=args.math_restarts, steps=args.math_steps, seed=args.seed,
-                             val_data=data["val"], library=library, progress=False, init_scale=args.math_init_scale)
-        correct = [p for p in result.programs if _is_math_solution(p, args.seed)]
-        best = result.best_program()
-        gen = math_generalisation(best, digits=(2, 16), n=500 if quick else 1000, seed=args.seed)
-        out["stages"]["MATH"] = {
-            "restarts": args.math_restarts,
-            "init_scale": args.math_init_scale,
-            "converged": len(correct),
-            "accuracy_N2": round(gen[2], 4),
-            "accuracy_N16": round(gen[16], 4),
-            "wall_s": round(time.perf_counter() - started, 1),
-            "listing": best.listing(),
-        }
+        out["stages"]["MATH"] = math_stage(args, library)
     if "maze" in stages:
         started = time.perf_counter()
         model = registry.load_model("maze")
@@ -138,6 +124,51 @@ def run(args) -> dict:
             "listing": best.listing(),
         }
     return out
+
+
+def math_stage(args, library: dict | None) -> dict:
+    """MATH from the 2x2 library with its recipe: gradient descent, then the local search, then
+    the winner's networks tuned on MATH. Counts the restarts whose learned source is correct
+    after each phase."""
+    from ntpt_dist.experiments import registry
+    from ntpt_dist.experiments.runner import math_generalisation, task_splits
+    from ntpt_dist.interpreter.engine import config_with, polished
+    from ntpt_dist.interpreter.tune import tune_networks
+
+    options = {**registry.recipe("MATH"), **dict(args.math_option or [])}
+    edits = options.pop("polish_edits", 0)
+    model = registry.load_model("math", N=2)
+    data = task_splits("MATH", seed=args.seed, sizes={"train": 4000, "val": 1000, "test": 1000})
+    started = time.perf_counter()
+    result = model.train(data["train"], restarts=args.math_restarts, steps=args.math_steps, seed=args.seed,
+                         val_data=data["val"], library=library, progress=False, eval_every=100, **options)
+    trained = time.perf_counter()
+    by_descent = [k for k, p in enumerate(result.programs) if _is_math_solution(p, args.seed)]
+    programs = result.programs
+    if edits:
+        config = config_with(polish_edits=edits)
+        programs = [polished(p, data["train"], config) for p in programs]
+    searched = time.perf_counter()
+    correct = [k for k, p in enumerate(programs) if _is_math_solution(p, args.seed)]
+    val = [p.accuracy(data["val"]) for p in programs]
+    best = programs[int(max(range(len(programs)), key=val.__getitem__))]
+    n = 500 if args.quick else 1000
+    gen = math_generalisation(best, digits=(2, 16), n=n, seed=args.seed)
+    entry = {
+        "restarts": args.math_restarts, "steps": args.math_steps, "options": {**options, "polish_edits": edits},
+        "converged_by_gradient_descent": len(by_descent), "converged": len(correct),
+        "rate": round(len(correct) / args.math_restarts, 4),
+        "accuracy_N2": round(gen[2], 4), "accuracy_N16": round(gen[16], 4),
+        "train_s": round(trained - started, 1), "local_search_s": round(searched - trained, 1),
+        "listing": best.listing(),
+    }
+    if options.get("freeze_library") and args.math_tune_steps:
+        tuned = tune_networks(best, data["train"], steps=args.math_tune_steps, val_data=data["val"], seed=args.seed)
+        gen = math_generalisation(tuned, digits=(2, 16), n=n, seed=args.seed)
+        entry.update({"tune_steps": args.math_tune_steps, "tuned_accuracy_N2": round(gen[2], 4),
+                      "tuned_accuracy_N16": round(gen[16], 4)})
+    entry["wall_s"] = round(time.perf_counter() - started, 1)
+    return entry
 
 
 def _is_math_solution(program, seed: int) -> bool:
@@ -179,7 +210,10 @@ def main(argv=None) -> None:
                         "(TrainConfig.augment_shift; a stage's --*-option overrides it)")
     p.add_argument("--math-restarts", type=int, default=100)
     p.add_argument("--math-steps", type=int, default=3000)
-    p.add_argument("--math-init-scale", type=float, default=1.0, help="Param logit scale at init (3 found programs on symbolic MATH)")
+    p.add_argument("--math-option", type=_option, action="append", metavar="KEY=VALUE",
+                   help="a training option for the MATH stage, over its recipe (registry.RECIPES); repeatable")
+    p.add_argument("--math-tune-steps", type=int, default=500,
+                   help="steps of tune_networks on the best MATH program when the library was frozen (0: none)")
     p.add_argument("--maze-restarts", type=int, default=8)
     p.add_argument("--maze-steps", type=int, default=1500)
     p.add_argument("--out", help="also write the JSON here")
