@@ -15,6 +15,7 @@ computed once and shared by every candidate.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -96,10 +97,18 @@ def _edits(flat, params: Mapping[str, np.ndarray]) -> list[Edit]:
     return out
 
 
-def _neighbours(edits: list[Edit], max_edits: int) -> Iterator[tuple[Edit, ...]]:
+def _neighbours(edits: list[Edit], max_edits: int, limit: int, rng: np.random.Generator) -> Iterator[tuple[Edit, ...]]:
+    """Every combination of up to ``max_edits`` changes (one per element); of a size with more
+    than ``limit`` combinations, ``limit`` drawn at random."""
     for k in range(1, max_edits + 1):
-        for combo in itertools.combinations(edits, k):
-            if len({where for where, _ in combo}) == k:  # one new value per element
+        if math.comb(len(edits), k) <= limit:
+            for combo in itertools.combinations(edits, k):
+                if len({where for where, _ in combo}) == k:  # one new value per element
+                    yield combo
+            continue
+        for _ in range(limit):
+            combo = tuple(edits[i] for i in sorted(rng.choice(len(edits), k, replace=False)))
+            if len({where for where, _ in combo}) == k:
                 yield combo
 
 
@@ -113,7 +122,7 @@ def _apply(params: Mapping[str, np.ndarray], combo: tuple[Edit, ...]) -> dict[st
 
 
 def local_search(program: Any, data: Mapping[str, Any], max_edits: int = 2, rounds: int = 3,
-                 chunk: int = 512) -> tuple[Any, float]:
+                 chunk: int = 512, limit: int = 20000, seed: int = 0) -> tuple[Any, float]:
     """Best-improvement hill climbing over programs within ``max_edits`` Param changes.
 
     Args:
@@ -122,7 +131,9 @@ def local_search(program: Any, data: Mapping[str, Any], max_edits: int = 2, roun
             few hundred training instances.
         max_edits: how many Param elements one move may change.
         rounds: moves at most; the search also stops at a local optimum or accuracy 1.
-        chunk: candidates scored per forward pass.
+        chunk: candidates scored per executor pass.
+        limit: at most this many candidates of each number of changes per round (drawn at
+            random, from ``seed``, when there are more: large models).
 
     Returns:
         ``(program, accuracy on data)``: the best program found (``program`` itself when
@@ -135,10 +146,11 @@ def local_search(program: Any, data: Mapping[str, Any], max_edits: int = 2, roun
     scorer = _Scorer(program.model, program.networks, data, chunk)
     current = {name: np.asarray(value, dtype=np.int64).copy() for name, value in program.params.items()}
     best_acc = float(scorer([current])[0])
+    rng = np.random.default_rng(seed)
     for _ in range(rounds):
         if best_acc >= 1.0:
             break
-        combos = list(_neighbours(_edits(flat, current), max_edits))
+        combos = list(_neighbours(_edits(flat, current), max_edits, limit, rng))
         candidates = [_apply(current, combo) for combo in combos]
         scores = scorer(candidates)
         if not len(scores) or scores.max() <= best_acc:

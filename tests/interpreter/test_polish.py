@@ -52,3 +52,11 @@ def test_local_search_climbs_two_changes_to_the_program():
     assert (found.params, acc) == ({"gate": [0, 2]}, 1.0)
     stuck, acc = local_search(start, data, max_edits=1, rounds=1)  # one round of single changes: half way
     assert acc == 0.75 and stuck.params["gate"] != [0, 2]
+
+
+def test_a_large_neighbourhood_is_sampled_not_enumerated():
+    from ntpt_dist.interpreter.polish import _neighbours
+
+    edits = [(("p", (i,)), 1) for i in range(300)]  # 300 single changes: 44850 pairs
+    combos = list(_neighbours(edits, 2, limit=1000, rng=np.random.default_rng(0)))
+    assert sum(len(c) == 1 for c in combos) == 300 and 0 < sum(len(c) == 2 for c in combos) <= 1000
