@@ -1,13 +1,14 @@
 """Check the MLflow UI of a store in a headless browser and save screenshots.
 
-Builds a store with one finished (fake, tiny) search and a merge, starts the
+Builds a store with one finished search and a merge (``--real``: the demo's
+real ADD2x2:top search on local Ray; default: a fake, tiny one), starts the
 MLflow UI on 127.0.0.1 for it (``library_store.api.serve_ui``), loads the
 experiment page and the search's run page in headless Chromium, checks the
 rendered DOM for the run, the metric ``val_acc/restart_<k>`` and the artifact
 ``program.txt``, and saves PNGs. Installs Debian's ``chromium`` if it is missing.
 
 Usage:
-    .venv/bin/python scripts/ui_screenshot.py [--out docs] [--store-dir DIR]
+    .venv/bin/python scripts/ui_screenshot.py [--out docs] [--store-dir DIR] [--real]
 
 Prints a JSON report; exits 1 if a check fails.
 """
@@ -72,6 +73,20 @@ def fake_store(folder: str):
     return store, store._experiment(TASK), run_id
 
 
+def real_store(folder: str):
+    """The demo's real search (ADD2x2:top on local Ray) and merge, in an sqlite store in ``folder``."""
+    import io
+
+    from ntpt_dist.experiments.pipeline import demo
+    from ntpt_dist.library_store.mlflow_store import MlflowStore
+
+    store = MlflowStore(f"sqlite:///{folder}/mlflow.db")
+    report = demo(store.uri, out=io.StringIO())
+    run_id, _ = store._run(report.result.search_id)
+    restart = report.result.winner["index"]
+    return store, store._experiment(report.task), run_id, report.task, restart
+
+
 def browse(browser: str, url: str, png: str) -> str:
     """Screenshot ``url`` into ``png`` and return its rendered DOM."""
     budget = "--virtual-time-budget=25000"  # lets the single-page app fetch and render before the snapshot
@@ -85,21 +100,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs", help="folder for the PNGs")
     parser.add_argument("--store-dir", default=None, help="where to build the store (default: a temporary folder)")
+    parser.add_argument("--real", action="store_true", help="run the demo's real search instead of a fake one")
     args = parser.parse_args()
     from ntpt_dist.library_store.api import serve_ui
+    from ntpt_dist.library_store.naming import program_model
 
     browser = chromium()
     folder = args.store_dir or tempfile.mkdtemp(prefix="ntpt-ui-")
-    store, experiment_id, run_id = fake_store(folder)
+    if args.real:
+        store, experiment_id, run_id, task, restart = real_store(folder)
+        listing = "MOVE_EAST"  # the ADD2x2 program's listing in program.txt
+    else:
+        store, experiment_id, run_id = fake_store(folder)
+        task, restart, listing = TASK, 3, "Param(3)"
     proc, url = serve_ui(store)
     os.makedirs(args.out, exist_ok=True)
     report: dict = {"url": url, "store": store.uri, "checks": {}, "screenshots": []}
     try:
         run_page = f"{url}/#/experiments/{experiment_id}/runs/{run_id}"
         pages = {
-            "experiment": (f"{url}/#/experiments/{experiment_id}/runs", ["search-", TASK]),
-            "run": (run_page, ["val_acc/restart_3", "ntpt.search_id", "ntpt.program." + TASK]),
-            "artifacts": (f"{run_page}/artifacts/program.txt", ["program.txt", "trajectories.png", "Param(3)"]),
+            "experiment": (f"{url}/#/experiments/{experiment_id}/runs", ["search-", task]),
+            "run": (run_page, [f"val_acc/restart_{restart}", "ntpt.search_id", program_model(task)]),
+            "artifacts": (f"{run_page}/artifacts/program.txt", ["program.txt", "trajectories.png", listing]),
             "trajectories": (f"{run_page}/artifacts/trajectories.png", ["trajectories.png"]),
         }
         for page, (address, wanted) in pages.items():
