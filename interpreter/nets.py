@@ -86,7 +86,8 @@ class StackedMLP:
         state = check_netstate(self.fn, net)
         views = self._slot_views(slot)
         for key, arr in state.items():
-            views[key].copy_(torch.from_numpy(arr))
+            # arrays from Ray's object store are read-only; torch wants writable memory to wrap
+            views[key].copy_(torch.from_numpy(np.require(arr, requirements="W")))
 
     @torch.no_grad()
     def state(self, slot: int) -> dict[str, Any]:
