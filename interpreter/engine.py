@@ -12,7 +12,6 @@ any block (docs/design.md, "Restart seeds").
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 import sys
@@ -28,8 +27,9 @@ from .errors import NtptError
 from .ir import FlatModel
 from .lower import Batch, Lowered
 from .netfn import check_netstate
+from .train_config import TrainConfig, config_with
 
-__all__ = ["TrainConfig", "RestartBlock", "TrainResult", "restart_seed", "train"]
+__all__ = ["TrainConfig", "RestartBlock", "TrainResult", "config_with", "restart_seed", "train"]
 
 
 def restart_seed(seed: int, k: int) -> int:
@@ -41,102 +41,6 @@ def restart_seed(seed: int, k: int) -> int:
     """
     digest = hashlib.blake2b(f"ntpt-restart:{int(seed)}:{int(k)}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1  # < 2**63: fits torch.Generator.manual_seed
-
-
-@dataclass
-class TrainConfig:
-    """How restarts are trained (keyword arguments with defaults; see docs/design.md).
-
-    Attributes:
-        optimizer: ``"rmsprop"`` or ``"adam"`` (elementwise, per-slot state).
-        lr: learning rate of the Params.
-        net_lr_scale: rate of library networks relative to ``lr`` (the paper: 100x smaller).
-        new_net_lr_scale: rate of networks not in the library, relative to ``lr``.
-        batch_size: instances per step and restart, drawn per restart; ``None``
-            (or >= the data size) trains every restart on the full data.
-        grad_noise: eta of the Gaussian gradient noise on Params, variance ``eta / (1 + t)^0.55``.
-        entropy_bonus: weight of the Params' entropy subtracted from the loss,
-            decaying as ``exp(-entropy_decay * t)``.
-        entropy_decay: see ``entropy_bonus``.
-        clip_norm: per-restart global gradient norm limit (``None``: no clipping).
-        init_scale: Param logits start as ``init_scale * log(Exp(1))`` (softmax = Dirichlet(1) at 1).
-        net_init_scale: scale of new networks' He-normal initial weights.
-        eval_every: steps between validation evaluations in :func:`train`.
-        freeze_library: library networks do not train; every restart uses the library
-            copy, and their outputs on the training data are computed once for all
-            slots, so a restart costs about what the symbolic program search costs.
-        polish_edits: after training, climb from each restart's program by changing up to
-            this many Param values at a time, scored exactly on ``polish_sample`` training
-            instances (``interpreter/polish.py``); 0 = off.
-        polish_sample: training instances that score the local search.
-        augment_shift: shift every training image (an InputTensor cell of 2+ dims) by a
-            random offset of up to this many pixels each way, drawn per instance from
-            the restart's generator (zero fill); 0 = off. Validation data is never shifted.
-        rms_decay: RMSProp's moving-average decay.
-        betas: Adam's moment decays.
-        eps: optimizer epsilon.
-
-    Example:
-        >>> TrainConfig(lr=0.1, batch_size=None).optimizer
-        'adam'
-    """
-
-    # Defaults measured on ADD2x2/APPLY2x2 (docs/results.md): Adam at 0.05 for the Params,
-    # new networks at 0.02x (1e-3, a usual MLP rate), library networks at 0.01x (the paper's 100x slower).
-    optimizer: str = "adam"
-    lr: float = 0.05
-    net_lr_scale: float = 0.01
-    new_net_lr_scale: float = 0.02
-    batch_size: Optional[int] = 32
-    grad_noise: float = 0.0
-    entropy_bonus: float = 0.0
-    entropy_decay: float = 0.005
-    clip_norm: Optional[float] = 1.0
-    init_scale: float = 1.0
-    net_init_scale: float = 1.0
-    eval_every: int = 50
-    freeze_library: bool = False
-    polish_edits: int = 0
-    polish_sample: int = 100
-    augment_shift: int = 0
-    rms_decay: float = 0.9
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-6
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("rmsprop", "adam"):
-            raise NtptError(f"optimizer must be 'rmsprop' or 'adam', got {self.optimizer!r}; fix: pick one of them")
-        for name in ("lr", "net_lr_scale", "new_net_lr_scale", "grad_noise", "entropy_bonus", "entropy_decay", "init_scale"):
-            if not getattr(self, name) >= 0:
-                raise NtptError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}; fix: pass a non-negative number")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise NtptError(f"batch_size must be >= 1 or None (full batch), got {self.batch_size}; fix: pass a positive size")
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise NtptError(f"clip_norm must be > 0 or None, got {self.clip_norm}; fix: pass a positive norm or None")
-        if self.polish_edits < 0 or self.polish_sample < 1:
-            raise NtptError(f"polish_edits must be >= 0 and polish_sample >= 1, got {self.polish_edits} and "
-                            f"{self.polish_sample}; fix: pass 0 (off) or a small number of edits, and a sample size")
-        if self.augment_shift < 0:
-            raise NtptError(f"augment_shift must be >= 0, got {self.augment_shift}; fix: pass 0 (off) or a pixel count")
-        if self.eval_every < 1:
-            raise NtptError(f"eval_every must be >= 1, got {self.eval_every}; fix: pass a positive number of steps")
-
-
-def config_with(config: Optional[TrainConfig] = None, **options: Any) -> TrainConfig:
-    """``config`` (default: ``TrainConfig()``) with ``options`` replacing its fields.
-
-    Raises:
-        NtptError: an option that is not a TrainConfig field, or a bad value.
-
-    Example:
-        >>> config_with(init_scale=3.0).init_scale
-        3.0
-    """
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise NtptError(f"unknown training option(s) {unknown}; fix: use TrainConfig fields {sorted(known)}")
-    return dataclasses.replace(config or TrainConfig(), **options)
 
 
 def _per_slot_sum(x: torch.Tensor, axis: int) -> torch.Tensor:
