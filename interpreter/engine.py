@@ -102,8 +102,9 @@ class RestartBlock:
         if not train_params:
             for t in self.lowered.logits.values():
                 t.requires_grad_(False)
-        self._tensors = [p for p in self.lowered.parameters()
-                         if p[0].split(":")[1] not in self.frozen and (train_params or not p[0].startswith("param:"))]
+        self._tensors = [(key, t, axis) for key, t, axis in self.lowered.parameters()
+                         if (key.startswith("net:") and key.split(":")[1] not in self.frozen)
+                         or (key.startswith("param:") and train_params)]
         cfg = self.config
         self._lr = []
         for key, _, _ in self._tensors:
