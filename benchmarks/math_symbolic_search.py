@@ -86,17 +86,10 @@ def classify(p: dict) -> str:
     return "intended"
 
 
-def parse_value(key: str, value: str):
-    if key == "optimizer":
-        return value
-    if value.lower() == "none":
-        return None
-    return float(value) if "." in value or "e" in value else int(value)
-
-
 def main(argv=None) -> None:
     import torch
     from ntpt_dist.experiments.registry import load_model
+    from ntpt_dist.interpreter.train_config import parse_option
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--restarts", type=int, default=32)
@@ -108,10 +101,7 @@ def main(argv=None) -> None:
     p.add_argument("config", nargs="*", help="TrainConfig options as key=value")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = {}
-    for item in args.config:
-        key, value = item.split("=", 1)
-        config[key] = parse_value(key, value)
+    config = dict(parse_option(item) for item in args.config)
     config.setdefault("eval_every", 100)
     train, val = symbolic("train", 2000, args.seed), symbolic("val", 500, args.seed + 1)
     long = symbolic("test", 500, args.seed + 2, digits=16)

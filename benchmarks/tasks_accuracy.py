@@ -23,26 +23,12 @@ used are recorded in each stage's JSON entry under ``options``.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import sys
 import time
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-
-def _option(text: str) -> tuple[str, object]:
-    """``"key=value"`` -> ``(key, value)``; the value is a Python literal (int, float, None, True,
-    a tuple) or else kept as a string, e.g. ``"augment_shift=2"`` -> ``("augment_shift", 2)``."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        value = ast.literal_eval(raw.strip())
-    except (ValueError, SyntaxError):
-        value = raw.strip()
-    return key.strip(), value
 
 
 def stage_options(args, stage: str) -> dict:
@@ -195,22 +181,24 @@ def _is_maze_solution(program) -> bool:
 
 
 def main(argv=None) -> None:
+    from ntpt_dist.cli import option_type
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--stages", default="add,apply,math,maze")
     p.add_argument("--restarts", type=int, default=8)
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--apply-restarts", type=int, default=8)
     p.add_argument("--apply-steps", type=int, default=1500)
-    p.add_argument("--add-option", type=_option, action="append", metavar="KEY=VALUE",
+    p.add_argument("--add-option", type=option_type, action="append", metavar="KEY=VALUE",
                    help="a training option (TrainConfig field) for the ADD2x2 stage only, e.g. augment_shift=2; repeatable")
-    p.add_argument("--apply-option", type=_option, action="append", metavar="KEY=VALUE",
+    p.add_argument("--apply-option", type=option_type, action="append", metavar="KEY=VALUE",
                    help="a training option for the APPLY2x2 stage only (net_lr_scale=0 unless given); repeatable")
     p.add_argument("--augment-shift", type=int, default=None, metavar="PIXELS",
                    help="shift training images up to PIXELS each way in the add and apply stages "
                         "(TrainConfig.augment_shift; a stage's --*-option overrides it)")
     p.add_argument("--math-restarts", type=int, default=100)
     p.add_argument("--math-steps", type=int, default=3000)
-    p.add_argument("--math-option", type=_option, action="append", metavar="KEY=VALUE",
+    p.add_argument("--math-option", type=option_type, action="append", metavar="KEY=VALUE",
                    help="a training option for the MATH stage, over its recipe (registry.RECIPES); repeatable")
     p.add_argument("--math-tune-steps", type=int, default=500,
                    help="steps of tune_networks on the best MATH program when the library was frozen (0: none)")

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .discrete import check_params
 from .errors import NtptError
 from .ir import FlatModel
 from .lower import Batch, Lowered
@@ -333,9 +334,8 @@ class RestartBlock:
         """The argmax of every Param of a slot: int (scalar Param) or nested list of ints."""
         self._check_slot(slot)
         chosen = {name: logits[slot].argmax(-1).cpu().numpy() for name, logits in self.lowered.logits.items()}
-        for elem, value in self.flat.fixed.items():  # set_to_constant: its logits are unused
-            chosen[elem.name][elem.index] = value
-        return {name: arr.tolist() for name, arr in chosen.items()}
+        # check_params puts the set_to_constant values in place of their (unused) logits' argmax
+        return {name: arr.tolist() for name, arr in check_params(self.flat, chosen).items()}
 
     def networks(self, slot: int) -> dict[str, Any]:
         """A slot's networks as library ``NetState``s."""

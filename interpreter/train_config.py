@@ -6,13 +6,14 @@ the CLI and the recipes can build and check configurations without the engine.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from .errors import NtptError
 
-__all__ = ["TrainConfig", "config_with"]
+__all__ = ["TrainConfig", "config_with", "parse_option"]
 
 
 @dataclass
@@ -109,3 +110,29 @@ def config_with(config: Optional[TrainConfig] = None, **options: Any) -> TrainCo
     if unknown:
         raise NtptError(f"unknown training option(s) {unknown}; fix: use TrainConfig fields {sorted(known)}")
     return dataclasses.replace(config or TrainConfig(), **options)
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """``"KEY=VALUE"`` (a command-line training option) -> ``(key, value)``.
+
+    The value is a Python literal (int, float, tuple, ``None``, ``True``; also
+    lower-case ``none``/``true``/``false``), else kept as a string.
+
+    Raises:
+        ValueError: no ``=`` or an empty key.
+
+    Example:
+        >>> parse_option("init_scale=3.0"), parse_option("freeze_library=true"), parse_option("optimizer=rmsprop")
+        (('init_scale', 3.0), ('freeze_library', True), ('optimizer', 'rmsprop'))
+    """
+    key, sep, raw = text.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not sep or not key:
+        raise ValueError(f"expected KEY=VALUE (a TrainConfig field), got {text!r}")
+    named = {"none": None, "true": True, "false": False}
+    if raw.lower() in named:
+        return key, named[raw.lower()]
+    try:
+        return key, ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return key, raw

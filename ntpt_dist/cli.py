@@ -20,21 +20,18 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
 
 
-def _option(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` -> (key, int/float/bool/str value) for ``--option``."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (a TrainConfig field), got {text!r}")
-    for parse in (int, float):
-        try:
-            return key, parse(value)
-        except ValueError:
-            pass
-    return key, {"true": True, "false": False}.get(value.lower(), value)
+def option_type(text: str) -> tuple[str, object]:
+    """argparse type of ``--option KEY=VALUE`` (see ``interpreter.train_config.parse_option``)."""
+    from ntpt_dist.interpreter.train_config import parse_option
+
+    try:
+        return parse_option(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _add_option_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--option", type=option_type, action="append", default=[], metavar="KEY=VALUE",
                    help="training option (a TrainConfig field, e.g. init_scale=3.0); overrides the task's recipe")
 
 

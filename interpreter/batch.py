@@ -1,0 +1,108 @@
+"""Model data as torch tensors: :class:`Batch` and :func:`prepare_batch` (validation of a data dict).
+
+The lowered model (``lower.py``) and the engine read every input, tensor and
+target from a ``Batch``; frozen networks' outputs travel in it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .discrete import batch_size, check_inputs, check_tensors
+from .errors import DataError
+from .ir import FlatModel
+
+__all__ = ["Batch", "prepare_batch"]
+
+
+@dataclass
+class Batch:
+    """Model data as torch tensors, leading dimension ``S`` (1 = shared by all restarts, or R).
+
+    ``inputs``: Input name -> long ``[S, B, *shape]``; ``tensors``: InputTensor
+    name -> float ``[S, B, *shape, *dims]``; ``targets``: observed Output name ->
+    long ``[S, B, *shape]`` (``-1`` = don't care). ``cached``: outputs of frozen
+    networks already computed on these instances, by the key of the op that would
+    compute them, ``[S, B, calls, K]`` (see ``RestartBlock`` and ``TrainConfig.freeze_library``).
+    """
+
+    inputs: dict[str, torch.Tensor]
+    tensors: dict[str, torch.Tensor]
+    targets: dict[str, torch.Tensor]
+    size: int
+    cached: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def lead(self) -> int:
+        for group in (self.inputs, self.tensors, self.targets):
+            for t in group.values():
+                return t.shape[0]
+        return 1
+
+    def take(self, rows: torch.Tensor) -> Batch:
+        """Per-restart minibatches: ``rows[R, b]`` indexes this (shared) batch's instances.
+
+        Example:
+            >>> b = Batch({"x": torch.tensor([[0, 1, 1]])}, {}, {}, 3)
+            >>> b.take(torch.tensor([[2, 0], [1, 1]])).inputs["x"].tolist()
+            [[1, 0], [1, 1]]
+        """
+        assert self.lead == 1, "take() selects from a shared batch"
+
+        def pick(group: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {k: v[0][rows.to(v.device)] for k, v in group.items()}
+
+        return Batch(pick(self.inputs), pick(self.tensors), pick(self.targets), rows.shape[1], pick(self.cached))
+
+    def slice(self, start: int, stop: int) -> Batch:
+        """Instances ``start:stop`` (for evaluating a large batch in chunks)."""
+
+        def cut(group: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {k: v[:, start:stop] for k, v in group.items()}
+
+        return Batch(cut(self.inputs), cut(self.tensors), cut(self.targets), min(stop, self.size) - start, cut(self.cached))
+
+
+def prepare_batch(flat: FlatModel, data: Mapping[str, Any], device: Any = "cpu", dtype: torch.dtype = torch.float32) -> Batch:
+    """Validate a data dict (docs/design.md format) and convert it to a shared :class:`Batch`.
+
+    Outputs missing from ``data`` are unobserved (no loss, no accuracy check).
+
+    Raises:
+        DataError: a missing input, a value out of range or a wrong shape.
+
+    Example:
+        >>> from ntpt_dist.interpreter.ir import Assign, Case, Decl, Elem, NO_SPAN
+        >>> flat = FlatModel({"x": Decl("x", "input", 2, (), NO_SPAN), "y": Decl("y", "output", 2, (), NO_SPAN)},
+        ...                  {}, {}, {}, (Assign(Elem("y"), (Case((), Elem("x")),), True),), {})
+        >>> prepare_batch(flat, {"x": [0, 1], "y": [1, -1]}).targets["y"].shape
+        torch.Size([1, 2])
+    """
+    n = batch_size(flat, data)
+    inputs = {k: torch.from_numpy(v).to(device).unsqueeze(0) for k, v in check_inputs(flat, data, n).items()}
+    tensors = {k: torch.from_numpy(v).to(device, dtype).unsqueeze(0) for k, v in check_tensors(flat, data, n).items()}
+    targets = {}
+    for d in flat.outputs:
+        if d.name not in data:
+            continue
+        arr = data[d.name]
+        arr = arr.detach().cpu().numpy() if hasattr(arr, "detach") else np.asarray(arr)
+        if arr.shape != (n, *d.shape) or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+            raise DataError(
+                f"output {d.name!r} has shape {arr.shape} and dtype {arr.dtype}, expected ints of shape {(n, *d.shape)}; "
+                "fix: give one row per instance with the declared shape, -1 for don't care"
+            )
+        bad = (arr < -1) | (arr >= d.size)
+        if bad.any():
+            pos = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise DataError(
+                f"output {d.name!r} has value {int(arr[pos])} at instance {pos[0]}; Output({d.size}) values run "
+                f"0..{d.size - 1} (-1 = don't care); fix: correct the data"
+            )
+        targets[d.name] = torch.from_numpy(arr.astype(np.int64)).to(device).unsqueeze(0)
+    return Batch(inputs, tensors, targets, n)
