@@ -1,9 +1,14 @@
 """Restart-search throughput: actors, vectorised slots, Ray overhead; prints JSON.
 
 Every restart runs a fixed budget of ``--steps`` training steps (the policy
-never declares a jump), so "restarts per minute" is pure throughput; it is
-counted from the moment every worker has started (process, imports) to the
-end, and ``startup_s`` reports that start-up separately:
+never declares a jump), so "restarts per minute" is pure throughput: it is counted
+from the moment every worker has started (process, imports; ``startup_s``
+reports that start-up) to the finish of the last restart before the final wave
+of ``actors x slots`` restarts, read from the records' ``finished_at`` (the
+whole run, tail included, is ``restarts_per_min_whole_run``). Each configuration
+runs ``--rounds`` times, interleaved in a rotated order, and each ratio is the
+median of the per-round ratios (this box's CPU speed drifts by up to 3x for
+seconds at a time):
 
   actors_1 / actors_2      1 vs 2 Ray actors, ``--slots`` restarts each        goal >= 1.8x
   slots_1                  1 Ray actor with one restart per block             goal: slots/slots_1 >= 10x
@@ -23,7 +28,7 @@ tests/interpreter/flatmodels.py on random images (same shapes as the paper's
 maze), and ``"model"`` in the output says which.
 
 Usage:
-    python benchmarks/search_scaling.py [--slots 16] [--restarts 32] [--steps 40] [--library frozen] [--quick]
+    python benchmarks/search_scaling.py [--slots 16] [--restarts 64] [--rounds 5] [--steps 40] [--library frozen] [--quick]
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import sys
 import time
 
@@ -73,7 +79,7 @@ def timed(backend_cls):
     class Timed(backend_cls):
         def __init__(self, *a, **kw):
             super().__init__(*a, **kw)
-            self.spawned, self.answered, self.ready_at = 0, 0, None
+            self.spawned, self.answered, self.ready_at, self.ready_unix = 0, 0, None, None
 
         def spawn(self):
             self.spawned += 1
@@ -85,7 +91,7 @@ def timed(backend_cls):
                 if isinstance(outcome, dict) and not outcome["in_flight"] and not outcome["records"]:
                     self.answered += 1  # the empty first call: this worker is up
             if self.ready_at is None and self.answered >= self.spawned:
-                self.ready_at = time.perf_counter()
+                self.ready_at, self.ready_unix = time.perf_counter(), time.time()
             return out
 
     return Timed
@@ -118,10 +124,14 @@ def measure(args, model, data, factory, *, actors: int, slots: int, restarts: in
                     eval_every=eval_every, block_factory=factory, slice_s=1.0)
     end = time.perf_counter()
     assert len(result.records) == restarts, result
-    steady = end - (pool.ready_at or t0)
+    # Steady state: the rate until the last wave (every slot busy), from the restarts' own finish
+    # times; the last ``actors * slots`` restarts are the tail, where slots run dry unevenly.
+    finished = sorted(r["finished_at"] for r in result.records.values())
+    k = max(1, restarts - actors * slots)
     return {"actors": actors, "slots": slots, "restarts": restarts, "backend": backend,
             "wall_s": round(end - t0, 2), "startup_s": round((pool.ready_at or t0) - t0, 2),
-            "restarts_per_min": round(60 * restarts / steady, 1)}
+            "restarts_per_min": round(60 * k / (finished[k - 1] - pool.ready_unix), 1),
+            "restarts_per_min_whole_run": round(60 * restarts / (end - (pool.ready_at or t0)), 1)}
 
 
 def simulate_first_converged(gpus: int, slots: int, p: float, step_s: float, jump_steps: int, refine_steps: int,
@@ -153,7 +163,8 @@ def simulate_first_converged(gpus: int, slots: int, p: float, step_s: float, jum
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--slots", type=int, default=16)
-    ap.add_argument("--restarts", type=int, default=32)
+    ap.add_argument("--restarts", type=int, default=64, help="restarts per run (a 1-slot run does 1/8 of them)")
+    ap.add_argument("--rounds", type=int, default=5, help="runs of every configuration, interleaved")
     ap.add_argument("--steps", type=int, default=40, help="training steps per restart")
     ap.add_argument("--hid", type=int, default=64, help="maze fallback: LOOK hidden width")
     ap.add_argument("--maze-t", type=int, default=10, help="maze fallback: time steps")
@@ -162,7 +173,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a smoke run (seconds)")
     args = ap.parse_args()
     if args.quick:
-        args.slots, args.restarts, args.steps, args.maze_t, args.hid = 4, 8, 10, 4, 16
+        args.slots, args.restarts, args.steps, args.maze_t, args.hid, args.rounds = 4, 8, 10, 4, 16, 1
     import ray
     import torch
     from ntpt_dist.search.ray_backend import init_ray
@@ -178,23 +189,36 @@ def main() -> None:
             ray.cloudpickle.register_pickle_by_value(module)
     out = {"model": label, "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
                                        "torch": torch.__version__, "ray": ray.__version__},
-           "steps_per_restart": args.steps, "command": " ".join(["python"] + sys.argv)}
+           "steps_per_restart": args.steps, "rounds": args.rounds, "command": " ".join(["python"] + sys.argv)}
     n, s = args.restarts, args.slots
+    configs = {
+        "actors_1": dict(actors=1, slots=s, restarts=n, backend="ray"),
+        "actors_2": dict(actors=2, slots=s, restarts=n, backend="ray"),
+        "slots_1": dict(actors=1, slots=1, restarts=max(2, n // 8), backend="ray"),
+        "in_process": dict(actors=1, slots=s, restarts=n, backend="local"),
+    }
     measure(args, model, data, factory, actors=1, slots=s, restarts=s, backend="ray")  # warm-up: imports, workers
-    runs = {
-        "actors_1": measure(args, model, data, factory, actors=1, slots=s, restarts=n, backend="ray"),
-        "actors_2": measure(args, model, data, factory, actors=2, slots=s, restarts=n, backend="ray"),
-        "slots_1": measure(args, model, data, factory, actors=1, slots=1, restarts=max(2, n // 8), backend="ray"),
-        "in_process": measure(args, model, data, factory, actors=1, slots=s, restarts=n, backend="local"),
+    # This box's CPU speed swings up to 3x for seconds at a time (docs/scaling.md), so every
+    # configuration runs once per round, in a rotated order, and ratios are medians of per-round ratios.
+    runs: dict[str, list[dict]] = {k: [] for k in configs}
+    names = list(configs)
+    for r in range(args.rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            runs[name].append(measure(args, model, data, factory, **configs[name]))
+    rates = {k: [v["restarts_per_min"] for v in vs] for k, vs in runs.items()}
+    per_round = {
+        "actors_2_over_1": [a / b for a, b in zip(rates["actors_2"], rates["actors_1"])],
+        "slots_over_single": [a / b for a, b in zip(rates["actors_1"], rates["slots_1"])],
+        "ray_overhead": [a / b - 1 for a, b in zip(rates["in_process"], rates["actors_1"])],
     }
-    rate = {k: v["restarts_per_min"] for k, v in runs.items()}
-    out["runs"] = runs
-    out["ratios"] = {
-        "actors_2_over_1": round(rate["actors_2"] / rate["actors_1"], 2),
-        "slots_over_single": round(rate["actors_1"] / rate["slots_1"], 2),
-        "ray_overhead": round(rate["in_process"] / rate["actors_1"] - 1, 3),
-    }
+    out["runs"] = {k: {**configs[k], "startup_s": [v["startup_s"] for v in vs], "restarts_per_min": rates[k],
+                       "median_restarts_per_min": statistics.median(rates[k]),
+                       "restarts_per_min_whole_run": [v["restarts_per_min_whole_run"] for v in vs]}
+                   for k, vs in runs.items()}
+    out["ratios"] = {k: round(statistics.median(v), 3) for k, v in per_round.items()}
+    out["ratios_per_round"] = {k: [round(x, 3) for x in v] for k, v in per_round.items()}
     out["goals"] = {"actors_2_over_1": ">= 1.8", "slots_over_single": ">= 10", "ray_overhead": "<= 0.10"}
+    rate = {k: statistics.median(v) for k, v in rates.items()}
     ray.shutdown()
     # time to the first converged MATH program; every input but step_s is from the paper (see docs/scaling.md)
     step_s = 60 * n / rate["actors_1"] / (args.steps * n / s)  # measured here: one block step of `slots` restarts

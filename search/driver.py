@@ -32,6 +32,7 @@ from .worker import Assignment, ModelSpec
 __all__ = ["search", "SearchResult"]
 
 MAX_ATTEMPTS = 3  # a restart whose code raises this often is recorded as failed
+CALLS_IN_FLIGHT = 2  # per worker: the next slice is queued while one trains, so a worker never waits on the driver
 
 
 def search(
@@ -185,6 +186,7 @@ class _Search:
         self.assigned: dict[Any, dict[int, Assignment]] = {}  # worker -> restarts it holds
         self.running: dict[Any, set[int]] = {}  # worker -> restarts last seen training
         self.tickets: dict[Any, Any] = {}  # call -> worker
+        self.ready: set[Any] = set()  # workers that have answered a call (started up)
         self.unflushed: list[dict] = []
         self.started = 0
         self.losses_without_progress = 0
@@ -202,7 +204,9 @@ class _Search:
             if not self.pending and not any(self.assigned.values()):
                 return "done"
             for ticket, outcome in self.pool.wait(list(self.tickets), timeout=0.5):
-                worker = self.tickets.pop(ticket)
+                worker = self.tickets.pop(ticket, None)
+                if worker is None or worker not in self.assigned:
+                    continue  # a call queued on a worker already declared lost
                 if isinstance(outcome, ActorLost):
                     self._lost(worker, outcome.error)
                 else:
@@ -219,23 +223,28 @@ class _Search:
         self.tickets[self.pool.submit(worker, [], 0.0)] = worker  # work only once it answers
 
     def _feed(self, worker: Any) -> None:
+        """Top the worker up to ``CALLS_IN_FLIGHT`` queued slices, handing it pending restarts."""
         held = self.assigned[worker]
-        new = []
-        while self.pending and len(held) < self.slots + self.prefetch:
-            a = self.pending.popleft()
-            held[a.index] = a
-            new.append(a)
-            self.started += a.attempt == 0
-        if held:
+        calls = sum(w == worker for w in self.tickets.values())
+        while calls < CALLS_IN_FLIGHT:
+            new = []
+            while self.pending and len(held) < self.slots + self.prefetch:
+                a = self.pending.popleft()
+                held[a.index] = a
+                new.append(a)
+                self.started += a.attempt == 0
+            if not held:
+                return
             self.tickets[self.pool.submit(worker, new, self.slice_s)] = worker
+            calls += 1
 
     def _feed_idle(self) -> None:
-        busy = set(self.tickets.values())
         for worker in list(self.assigned):
-            if worker not in busy and self.pending:
+            if worker in self.ready and self.pending and sum(w == worker for w in self.tickets.values()) < CALLS_IN_FLIGHT:
                 self._feed(worker)
 
     def _collect(self, worker: Any, out: dict) -> None:
+        self.ready.add(worker)
         held = self.assigned[worker]
         for record in out["records"]:
             a = held.pop(record["index"], None)
@@ -253,6 +262,8 @@ class _Search:
         """A worker died: re-queue what it held (running ones count a crash) and replace it."""
         held = self.assigned.pop(worker, {})
         running = self.running.pop(worker, set())
+        for ticket in [t for t, w in self.tickets.items() if w == worker]:
+            del self.tickets[ticket]  # its other queued call will fail too
         for index, a in sorted(held.items()):
             if index in running:
                 self._retry(a, f"worker died: {error}", solo=True)

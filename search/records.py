@@ -6,7 +6,11 @@ store unchanged)::
     {"index": k, "seed": int, "status": "converged"|"stopped"|"diverged"|"failed",
      "reason": str, "jump_step": int|None, "steps": int,
      "trajectory": [[step, val_acc], ...], "program": Program.to_dict() or None,
-     "program_val_acc": float|None, "error": str|None, "wall_s": float, "actor": str}
+     "program_val_acc": float|None, "error": str|None, "wall_s": float, "actor": str,
+     "finished_at": float|None}
+
+``wall_s`` is the restart's own time in its worker; ``finished_at`` the Unix
+time its worker finished it (throughput over time, tails of a search).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from .policy import winner as _winner
 STATUSES = ("converged", "stopped", "diverged", "failed")
 RECORD_KEYS = (
     "index", "seed", "status", "reason", "jump_step", "steps", "trajectory",
-    "program", "program_val_acc", "error", "wall_s", "actor",
+    "program", "program_val_acc", "error", "wall_s", "actor", "finished_at",
 )  # fmt: skip
 
 
@@ -38,7 +42,7 @@ def make_record(index: int, seed: int, status: str, **fields: Any) -> dict[str, 
     record: dict[str, Any] = {
         "index": int(index), "seed": int(seed), "status": status, "reason": "", "jump_step": None,
         "steps": 0, "trajectory": [], "program": None, "program_val_acc": None, "error": None,
-        "wall_s": 0.0, "actor": "",
+        "wall_s": 0.0, "actor": "", "finished_at": None,
     }  # fmt: skip
     unknown = set(fields) - set(RECORD_KEYS)
     assert not unknown, unknown

@@ -338,7 +338,7 @@ class BlockWorker:
         a = live.assignment
         return make_record(
             a.index, a.seed, status, reason=reason, steps=steps, trajectory=live.trajectory,
-            wall_s=time.perf_counter() - live.t0, actor=self.name, **fields,
+            wall_s=time.perf_counter() - live.t0, actor=self.name, finished_at=time.time(), **fields,
         )  # fmt: skip
 
     def _crash_lane(self, lane: _Lane, error: BaseException, crashes: list[dict]) -> None:

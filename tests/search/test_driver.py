@@ -131,6 +131,33 @@ def test_a_dead_worker_is_replaced_and_its_restarts_rerun():
     assert "local-2" in {r["actor"] for r in result.records.values()}  # the replacement worked
 
 
+def test_a_worker_has_its_next_slice_queued_while_one_runs():
+    from ntpt_dist.search.driver import CALLS_IN_FLIGHT
+    from ntpt_dist.search.worker import ModelSpec
+
+    class Counting(LocalBackend):
+        """Notes, at every wait, how many calls each worker has queued."""
+
+        def __init__(self, kwargs):
+            super().__init__(kwargs)
+            self.queued = []
+
+        def wait(self, tickets, timeout):
+            per_worker = {}
+            for t in tickets:
+                handle = self._calls[t][0]
+                per_worker[handle] = per_worker.get(handle, 0) + 1
+            self.queued.extend(per_worker.values())
+            return super().wait(tickets, timeout)
+
+    backend = Counting({"model_spec": ModelSpec("src"), "data": {}, "slots": 4, "policy": POLICY,
+                        "block_factory": fake_factory()})
+    result = run(restarts=24, backend=backend)
+    assert sorted(result.records) == list(range(24))
+    assert max(backend.queued) == CALLS_IN_FLIGHT == 2  # pipelined, and never more
+    assert backend.queued.count(2) > len(backend.queued) // 2
+
+
 def test_ctrl_c_returns_what_finished_and_flushes_it(tmp_path):
     from ntpt_dist.search.worker import ModelSpec
 
