@@ -135,7 +135,7 @@ class MixOp:
                  group: Optional[torch.Tensor], exprs: list[int], size: int, total: bool):
         self.out, self.atom_slots, self.pad, self.const, self.total = out, atom_slots, pad, const, total
         self.group, self.exprs, self.size = group, exprs, size
-        self.cols = [idx[:, j] for j in range(idx.shape[1])]
+        self.cols = [idx[:, j].contiguous() for j in range(idx.shape[1])]
 
     def __call__(self, v: list, ctx: Ctx) -> None:
         r, b = ctx.r, ctx.b
@@ -146,9 +146,11 @@ class MixOp:
             if self.pad:
                 a.append(a[0].new_ones(r, b, 1))
             a = torch.cat(a, -1)
-        p = a[..., self.cols[0]]
+        # index_select, not a[..., col]: its backward is an index_add, 2x faster at R=16 than
+        # the sorting index_put_ of advanced indexing
+        p = a.index_select(-1, self.cols[0])
         for col in self.cols[1:]:
-            p = p * a[..., col]  # [R|S, B, C]
+            p = p * a.index_select(-1, col)  # [R|S, B, C]
         out = None
         if self.const is not None:
             out = p @ self.const

@@ -1,12 +1,13 @@
 """R copies of one ``@Learn`` MLP, stacked along a restart dimension.
 
 Every restart owns its own copy of every network. The copies live in a few
-big tensors so that one matmul serves all restarts:
+big tensors so that one batched matmul serves all restarts:
 
-* layer 0: weight ``[D, R, H]``, so an input shared by all restarts
-  (``x[N, D]``) is ONE GEMM ``x @ w.view(D, R*H)``; a per-restart input
-  ``x[R, N, D]`` is a batched matmul against the ``[R, D, H]`` view;
-* later layers: weight ``[R, in, out]`` (batched matmul);
+* weights ``[R, in, out]``: rows per restart (``x[R, N, D]``, a training
+  minibatch) or shared by all (``x[N, D]``, an evaluation) are one ``bmm``;
+  restart-major, so neither pass nor the gradient copies the weight (a
+  ``[D, R, H]`` layer 0 cost a 200 MB transposing copy per step of the
+  maze's LOOK at R=64);
 * biases: ``[R, out]``.
 
 The single-copy (library) form is docs/design.md's ``{"w0": [D, h1], "b0": [h1], ...}``.
@@ -47,16 +48,13 @@ class StackedMLP:
         self.restarts = restarts
         self.sizes = [fn.in_features, *fn.hid_sizes, fn.out_size]
         kw = {"device": device, "dtype": dtype}
-        d, h = self.sizes[0], self.sizes[1]
-        self.weights = [torch.zeros(d, restarts, h, **kw).requires_grad_()]
-        for i in range(1, len(self.sizes) - 1):
-            self.weights.append(torch.zeros(restarts, self.sizes[i], self.sizes[i + 1], **kw).requires_grad_())
+        self.weights = [torch.zeros(restarts, self.sizes[i], self.sizes[i + 1], **kw).requires_grad_()
+                        for i in range(len(self.sizes) - 1)]
         self.biases = [torch.zeros(restarts, s, **kw).requires_grad_() for s in self.sizes[1:]]
 
     def tensors(self) -> list[tuple[str, torch.Tensor, int]]:
         """``(key, tensor, restart_axis)`` of every weight, in a fixed order."""
-        out = [("w0", self.weights[0], 1)]
-        out += [(f"w{i}", w, 0) for i, w in enumerate(self.weights) if i > 0]
+        out = [(f"w{i}", w, 0) for i, w in enumerate(self.weights)]
         out += [(f"b{i}", b, 0) for i, b in enumerate(self.biases)]
         return sorted(out, key=lambda t: t[0])
 
@@ -117,13 +115,9 @@ class StackedMLP:
             ``[R, N, K]``.
         """
         w0, b0 = self.weights[0], self.biases[0]
-        d, r, h = w0.shape
         if x.dim() == 2:
-            # One GEMM for all restarts; the [N, R, H] result is viewed as [R, N, H].
-            y = (x @ w0.reshape(d, r * h)).view(x.shape[0], r, h).transpose(0, 1)
-        else:
-            y = torch.bmm(x, w0.transpose(0, 1))
-        y = y + b0.unsqueeze(1)
+            x = x.expand(self.restarts, *x.shape)  # a view: bmm reads the shared rows R times
+        y = torch.baddbmm(b0.unsqueeze(1), x, w0)
         for w, b in zip(self.weights[1:], self.biases[1:]):
             y = torch.baddbmm(b.unsqueeze(1), torch.relu(y), w)
         return y
