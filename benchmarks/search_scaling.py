@@ -28,7 +28,7 @@ tests/interpreter/flatmodels.py on random images (same shapes as the paper's
 maze), and ``"model"`` in the output says which.
 
 Usage:
-    python benchmarks/search_scaling.py [--slots 16] [--restarts 64] [--rounds 5] [--steps 40] [--library frozen] [--quick]
+    python benchmarks/search_scaling.py [--slots 16] [--restarts 64] [--single-restarts 8] [--rounds 5] [--steps 40] [--library frozen] [--quick]
 """
 
 from __future__ import annotations
@@ -163,7 +163,8 @@ def simulate_first_converged(gpus: int, slots: int, p: float, step_s: float, jum
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--slots", type=int, default=16)
-    ap.add_argument("--restarts", type=int, default=64, help="restarts per run (a 1-slot run does 1/8 of them)")
+    ap.add_argument("--restarts", type=int, default=64, help="restarts per run")
+    ap.add_argument("--single-restarts", type=int, default=8, help="restarts of the 1-slot run")
     ap.add_argument("--rounds", type=int, default=5, help="runs of every configuration, interleaved")
     ap.add_argument("--steps", type=int, default=40, help="training steps per restart")
     ap.add_argument("--hid", type=int, default=64, help="maze fallback: LOOK hidden width")
@@ -174,6 +175,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.slots, args.restarts, args.steps, args.maze_t, args.hid, args.rounds = 4, 8, 10, 4, 16, 1
+        args.single_restarts = 2
     import ray
     import torch
     from ntpt_dist.search.ray_backend import init_ray
@@ -194,7 +196,7 @@ def main() -> None:
     configs = {
         "actors_1": dict(actors=1, slots=s, restarts=n, backend="ray"),
         "actors_2": dict(actors=2, slots=s, restarts=n, backend="ray"),
-        "slots_1": dict(actors=1, slots=1, restarts=max(2, n // 8), backend="ray"),
+        "slots_1": dict(actors=1, slots=1, restarts=args.single_restarts, backend="ray"),
         "in_process": dict(actors=1, slots=s, restarts=n, backend="local"),
     }
     measure(args, model, data, factory, actors=1, slots=s, restarts=s, backend="ray")  # warm-up: imports, workers

@@ -204,6 +204,10 @@ class BlockWorker:
         records: list[dict] = []
         crashes: list[dict] = []
         deadline = time.perf_counter() + seconds
+        if self._main is None:
+            # built on the first call (the driver's start-up ping): compiling the model, converting the
+            # data and running a frozen library over it are start-up, not time taken from restarts
+            self._main = self._lane(self.slots)
         while True:
             self._fill(crashes)
             lanes = [lane for lane in ([self._main] if self._main else []) + self._solo if lane.busy()]
