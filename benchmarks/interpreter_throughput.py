@@ -2,7 +2,8 @@
 
 Measures, in one process:
 * restart-steps per second of ``RestartBlock.step`` at R=1 and R=64 (a fixed
-  per-restart minibatch), and their ratio (goal: R=64 >= 20x R=1);
+  per-restart minibatch size; steps interleaved, medians), and their ratio
+  (goal: R=64 >= 20x R=1);
 * achieved FLOP/s of the network part (LOOK forward + backward on the rows one
   training step feeds it) against a plain ``torch.matmul`` of the same total
   size, measured in the same run (goal: within 2x);
@@ -12,7 +13,7 @@ Measures, in one process:
 
 Usage::
 
-    python benchmarks/interpreter_throughput.py [--restarts 1 64] [--batch 16] [--steps 3] [--threads 1]
+    python benchmarks/interpreter_throughput.py [--restarts 1 64] [--batch 16] [--steps 7] [--threads 1]
 
 The model comes from experiments/models/maze.py through the front end; while
 the front end is missing, from the hand-unrolled copy in tests/interpreter/flatmodels.py.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -62,14 +64,28 @@ def timed(fn, repeat: int) -> float:
     return (time.perf_counter() - start) / repeat
 
 
-def step_rate(flat, data, restarts: int, batch: int, steps: int) -> dict:
+def step_rates(flat, data, restarts: list[int], batch: int, steps: int) -> list[dict]:
+    """Seconds per ``RestartBlock.step`` for each R, steps interleaved across the blocks, medians.
+
+    Interleaved because this machine's CPU speed drifts by up to 3x for seconds at a time.
+    """
     from ntpt_dist.interpreter.engine import RestartBlock, TrainConfig, restart_seed
 
-    block = RestartBlock(flat, data, slots=restarts, config=TrainConfig(batch_size=batch))
-    for k in range(restarts):
-        block.reset(k, restart_seed(0, k))
-    seconds = timed(lambda: block.step(1), steps)
-    return {"restarts": restarts, "seconds_per_step": seconds, "restart_steps_per_s": restarts / seconds}
+    blocks = []
+    for r in restarts:
+        block = RestartBlock(flat, data, slots=r, config=TrainConfig(batch_size=batch))
+        for k in range(r):
+            block.reset(k, restart_seed(0, k))
+        block.step(1)  # warm-up (allocations, first-touch)
+        blocks.append(block)
+    times: list[list[float]] = [[] for _ in blocks]
+    for _ in range(steps):
+        for block, out in zip(blocks, times):
+            start = time.perf_counter()
+            block.step(1)
+            out.append(time.perf_counter() - start)
+    return [{"restarts": r, "seconds_per_step": statistics.median(t), "restart_steps_per_s": r / statistics.median(t),
+             "seconds_per_step_all": [round(x, 4) for x in t]} for r, t in zip(restarts, times)]
 
 
 def network_flops(flat, restarts: int, batch: int, repeat: int) -> dict:
@@ -107,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--restarts", type=int, nargs=2, default=[1, 64])
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=7, help="timed steps per R, interleaved; the median counts")
     parser.add_argument("--instances", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -115,7 +131,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     flat, origin = load_maze()
     data = random_data(flat, args.instances, np.random.default_rng(0))
-    low, high = (step_rate(flat, data, r, args.batch, args.steps) for r in args.restarts)
+    low, high = step_rates(flat, data, args.restarts, args.batch, args.steps)
     network = network_flops(flat, args.restarts[1], args.batch, args.steps)
     # However fast the interpreter part, R=64 cannot step faster than its network FLOPs at the
     # plain-matmul rate, so on this machine the ratio is at most R=1's step time over that.
