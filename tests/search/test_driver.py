@@ -1,6 +1,7 @@
 """search() with the in-process backend and the fake block: accounting, faults, resume, store calls."""
 
 import json
+import time
 
 import pytest
 from ntpt_dist.interpreter.errors import NtptError
@@ -50,10 +51,12 @@ class StoreDouble:
 
 
 def test_every_restart_is_accounted_for_with_its_scripted_outcome():
+    before = time.time()
     result = run(restarts=12)
     assert sorted(result.records) == list(range(12))
     for k, r in result.records.items():
         assert r["status"] == expected_status(k) and r["seed"] == restart_seed(7, k)
+        assert before <= r["finished_at"] <= time.time()
     assert result.counts["started"] == 12 and result.stop_reason == "done"
     conv = [r for r in result.records.values() if r["status"] == "converged"]
     assert conv and result.winner in conv
