@@ -289,7 +289,15 @@ class RestartBlock:
         t_next = t_slot + 1
         # Per-slot factors instead of full-size masks: a frozen slot gets a zero gradient and
         # moment decays of 1, so its weights and optimizer state stay exactly as they were.
+        # (computed once per step, [slots] each; every tensor takes a view of them)
         keep = lambda decay: torch.where(ok, torch.full_like(sq, decay), torch.ones_like(sq))  # noqa: E731
+        if cfg.optimizer == "rmsprop":
+            keep_v = keep(cfg.rms_decay)
+        else:
+            keep_m, keep_v = keep(b1), keep(b2)
+            c1 = torch.where(ok, 1 - b1 ** t_next, torch.ones_like(sq))
+            c2 = torch.where(ok, 1 - b2 ** t_next, torch.ones_like(sq))
+            moves = ok.to(sq.dtype)  # a frozen slot's step is zero
         for i, ((key, t, axis), g) in enumerate(zip(self._tensors, grads)):
             shape = [1] * t.dim()
             shape[axis] = self.slots
@@ -302,17 +310,15 @@ class RestartBlock:
                     g[slot] += (noise_std[slot] * noise).to(g.dtype)
             m, v, lr = self._m[i], self._v[i], self._lr[i]
             if cfg.optimizer == "rmsprop":
-                v.mul_(keep(cfg.rms_decay).view(shape)).addcmul_(g, g, value=1 - cfg.rms_decay)
+                v.mul_(keep_v.view(shape)).addcmul_(g, g, value=1 - cfg.rms_decay)
                 t.addcdiv_(g, torch.sqrt(v, out=self._buf[i]).add_(cfg.eps), value=-lr)
             else:
-                m.mul_(keep(b1).view(shape)).add_(g, alpha=1 - b1)
-                v.mul_(keep(b2).view(shape)).addcmul_(g, g, value=1 - b2)
-                c1 = torch.where(ok, 1 - b1 ** t_next, torch.ones_like(sq)).view(shape)
-                c2 = torch.where(ok, 1 - b2 ** t_next, torch.ones_like(sq)).view(shape)
+                m.mul_(keep_m.view(shape)).add_(g, alpha=1 - b1)
+                v.mul_(keep_v.view(shape)).addcmul_(g, g, value=1 - b2)
                 # In place, into the spent gradient and the buffer: no full-size temporaries (a fresh
                 # 200 MB LOOK-layer temporary cost ~0.3 s of page faults per step at R=64).
-                step = torch.div(m, c1, out=g).mul_(torch.where(ok, torch.ones_like(sq), torch.zeros_like(sq)).view(shape))
-                t.addcdiv_(step, torch.div(v, c2, out=self._buf[i]).sqrt_().add_(cfg.eps), value=-lr)
+                step = torch.div(m, c1.view(shape), out=g).mul_(moves.view(shape))
+                t.addcdiv_(step, torch.div(v, c2.view(shape), out=self._buf[i]).sqrt_().add_(cfg.eps), value=-lr)
         self._steps[ok_np] += 1
         self.last_loss = np.where(ok_np, loss.cpu().numpy().astype(np.float64), np.nan)
 

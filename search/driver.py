@@ -225,7 +225,7 @@ class _Search:
     def _feed(self, worker: Any) -> None:
         """Top the worker up to ``CALLS_IN_FLIGHT`` queued slices, handing it pending restarts."""
         held = self.assigned[worker]
-        calls = sum(w == worker for w in self.tickets.values())
+        calls = self._calls(worker)
         while calls < CALLS_IN_FLIGHT:
             new = []
             while self.pending and len(held) < self.slots + self.prefetch:
@@ -240,8 +240,12 @@ class _Search:
 
     def _feed_idle(self) -> None:
         for worker in list(self.assigned):
-            if worker in self.ready and self.pending and sum(w == worker for w in self.tickets.values()) < CALLS_IN_FLIGHT:
+            if worker in self.ready and self.pending and self._calls(worker) < CALLS_IN_FLIGHT:
                 self._feed(worker)
+
+    def _calls(self, worker: Any) -> int:
+        """Calls queued on or running in ``worker``."""
+        return sum(w == worker for w in self.tickets.values())
 
     def _collect(self, worker: Any, out: dict) -> None:
         self.ready.add(worker)
@@ -262,8 +266,7 @@ class _Search:
         """A worker died: re-queue what it held (running ones count a crash) and replace it."""
         held = self.assigned.pop(worker, {})
         running = self.running.pop(worker, set())
-        for ticket in [t for t, w in self.tickets.items() if w == worker]:
-            del self.tickets[ticket]  # its other queued call will fail too
+        self.tickets = {t: w for t, w in self.tickets.items() if w != worker}  # its other queued call fails too
         for index, a in sorted(held.items()):
             if index in running:
                 self._retry(a, f"worker died: {error}", solo=True)
