@@ -1,14 +1,18 @@
 """Restart-search throughput: actors, vectorised slots, Ray overhead; prints JSON.
 
 Every restart runs a fixed budget of ``--steps`` training steps (the policy
-never declares a jump), so "restarts per minute" is pure throughput: it is counted
-from the moment every worker has started (process, imports; ``startup_s``
-reports that start-up) to the finish of the last restart before the final wave
-of ``actors x slots`` restarts, read from the records' ``finished_at`` (the
-whole run, tail included, is ``restarts_per_min_whole_run``). Each configuration
-runs ``--rounds`` times, interleaved in a rotated order, and each ratio is the
-median of the per-round ratios (this box's CPU speed drifts by up to 3x for
-seconds at a time):
+never declares a jump), so "restarts per minute" is pure throughput. Every
+actor runs ``--restarts`` restarts (so 2 actors run twice as many as 1: the
+same waves of ``slots`` restarts each), and the rate is steady state: per actor,
+the restarts that finished after its first wave and before its last, over the
+time between those two waves' ends (read from the records' ``finished_at``),
+summed over actors. The first wave is warm-up (the process's first
+autograd graphs and allocations), the last is the tail (slots run dry
+unevenly); start-up (process, imports, compiling, data) is ``startup_s`` and
+the whole run, all of it included, is ``restarts_per_min_whole_run``. Each
+configuration runs ``--rounds`` times, interleaved in a rotated order, and
+each ratio is the median of the per-round ratios (this box's CPU speed drifts
+by up to 3x for seconds at a time):
 
   actors_1 / actors_2      1 vs 2 Ray actors, ``--slots`` restarts each        goal >= 1.8x
   slots_1                  1 Ray actor with one restart per block             goal: slots/slots_1 >= 10x
@@ -28,7 +32,7 @@ tests/interpreter/flatmodels.py on random images (same shapes as the paper's
 maze), and ``"model"`` in the output says which.
 
 Usage:
-    python benchmarks/search_scaling.py [--slots 16] [--restarts 64] [--single-restarts 8] [--rounds 5] [--steps 40] [--library frozen] [--quick]
+    python benchmarks/search_scaling.py [--slots 32] [--restarts 256] [--single-restarts 16] [--rounds 5] [--steps 40] [--library frozen] [--quick]
 """
 
 from __future__ import annotations
@@ -74,21 +78,31 @@ def workload(args) -> tuple[str, object, dict, object]:
 
 
 def timed(backend_cls):
-    """A backend that notes when every worker has answered its first call (started up)."""
+    """A backend that notes when every worker has answered its first call (started up), and
+    each worker's latest slot-step counters (how busy its block was kept)."""
 
     class Timed(backend_cls):
         def __init__(self, *a, **kw):
             super().__init__(*a, **kw)
             self.spawned, self.answered, self.ready_at, self.ready_unix = 0, 0, None, None
+            self.worker_of, self.slot_steps = {}, {}
 
         def spawn(self):
             self.spawned += 1
             return super().spawn()
 
+        def submit(self, handle, assignments, seconds):
+            ticket = super().submit(handle, assignments, seconds)
+            self.worker_of[ticket] = handle
+            return ticket
+
         def wait(self, tickets, timeout):
             out = super().wait(tickets, timeout)
-            for _, outcome in out:
-                if isinstance(outcome, dict) and not outcome["in_flight"] and not outcome["records"]:
+            for ticket, outcome in out:
+                if not isinstance(outcome, dict):
+                    continue
+                self.slot_steps[self.worker_of.pop(ticket)] = outcome["slot_steps"]
+                if not outcome["in_flight"] and not outcome["records"]:
                     self.answered += 1  # the empty first call: this worker is up
             if self.ready_at is None and self.answered >= self.spawned:
                 self.ready_at, self.ready_unix = time.perf_counter(), time.time()
@@ -124,13 +138,21 @@ def measure(args, model, data, factory, *, actors: int, slots: int, restarts: in
                     eval_every=eval_every, block_factory=factory, slice_s=1.0)
     end = time.perf_counter()
     assert len(result.records) == restarts, result
-    # Steady state: the rate until the last wave (every slot busy), from the restarts' own finish
-    # times; the last ``actors * slots`` restarts are the tail, where slots run dry unevenly.
-    finished = sorted(r["finished_at"] for r in result.records.values())
-    k = max(1, restarts - actors * slots)
+    # Steady state, per actor from its restarts' own finish times (its waves of ``slots`` end
+    # together): after its first wave (warm-up) and before its last (the tail), summed over actors.
+    by_actor: dict[str, list[float]] = {}
+    for r in result.records.values():
+        by_actor.setdefault(r["actor"], []).append(r["finished_at"])
+    rate = 0.0
+    for finished in by_actor.values():
+        finished.sort()
+        assert len(finished) >= 3 * slots, f"an actor ran {len(finished)} restarts, under 3 waves of {slots}"
+        first, last = slots, len(finished) - slots
+        rate += 60 * (last - first) / (finished[last - 1] - finished[first - 1])
     return {"actors": actors, "slots": slots, "restarts": restarts, "backend": backend,
             "wall_s": round(end - t0, 2), "startup_s": round((pool.ready_at or t0) - t0, 2),
-            "restarts_per_min": round(60 * k / (finished[k - 1] - pool.ready_unix), 1),
+            "restarts_per_actor": sorted(len(f) for f in by_actor.values()), "restarts_per_min": round(rate, 1),
+            "slots_busy": round(sum(b for b, _ in pool.slot_steps.values()) / sum(a for _, a in pool.slot_steps.values()), 3),
             "restarts_per_min_whole_run": round(60 * restarts / (end - (pool.ready_at or t0)), 1)}
 
 
@@ -162,9 +184,9 @@ def simulate_first_converged(gpus: int, slots: int, p: float, step_s: float, jum
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--slots", type=int, default=16)
-    ap.add_argument("--restarts", type=int, default=64, help="restarts per run")
-    ap.add_argument("--single-restarts", type=int, default=8, help="restarts of the 1-slot run")
+    ap.add_argument("--slots", type=int, default=32)
+    ap.add_argument("--restarts", type=int, default=256, help="restarts per actor and run (at least 3 waves of slots)")
+    ap.add_argument("--single-restarts", type=int, default=16, help="restarts of the 1-slot run (at least 3)")
     ap.add_argument("--rounds", type=int, default=5, help="runs of every configuration, interleaved")
     ap.add_argument("--steps", type=int, default=40, help="training steps per restart")
     ap.add_argument("--hid", type=int, default=64, help="maze fallback: LOOK hidden width")
@@ -174,8 +196,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a smoke run (seconds)")
     args = ap.parse_args()
     if args.quick:
-        args.slots, args.restarts, args.steps, args.maze_t, args.hid, args.rounds = 4, 8, 10, 4, 16, 1
-        args.single_restarts = 2
+        args.slots, args.restarts, args.steps, args.maze_t, args.hid, args.rounds = 4, 12, 10, 4, 16, 1
+        args.single_restarts = 3
+    if args.restarts < 3 * args.slots or args.single_restarts < 3:
+        ap.error("a steady-state rate needs at least 3 waves: --restarts >= 3 * --slots, --single-restarts >= 3")
     import ray
     import torch
     from ntpt_dist.search.ray_backend import init_ray
@@ -195,11 +219,11 @@ def main() -> None:
     n, s = args.restarts, args.slots
     configs = {
         "actors_1": dict(actors=1, slots=s, restarts=n, backend="ray"),
-        "actors_2": dict(actors=2, slots=s, restarts=n, backend="ray"),
+        "actors_2": dict(actors=2, slots=s, restarts=2 * n, backend="ray"),
         "slots_1": dict(actors=1, slots=1, restarts=args.single_restarts, backend="ray"),
         "in_process": dict(actors=1, slots=s, restarts=n, backend="local"),
     }
-    measure(args, model, data, factory, actors=1, slots=s, restarts=s, backend="ray")  # warm-up: imports, workers
+    measure(args, model, data, factory, actors=1, slots=1, restarts=3, backend="ray")  # warm-up: Ray, imports
     # This box's CPU speed swings up to 3x for seconds at a time (docs/scaling.md), so every
     # configuration runs once per round, in a rotated order, and ratios are medians of per-round ratios.
     runs: dict[str, list[dict]] = {k: [] for k in configs}
@@ -214,6 +238,7 @@ def main() -> None:
         "ray_overhead": [a / b - 1 for a, b in zip(rates["in_process"], rates["actors_1"])],
     }
     out["runs"] = {k: {**configs[k], "startup_s": [v["startup_s"] for v in vs], "restarts_per_min": rates[k],
+                       "slots_busy": [v["slots_busy"] for v in vs],
                        "median_restarts_per_min": statistics.median(rates[k]),
                        "restarts_per_min_whole_run": [v["restarts_per_min_whole_run"] for v in vs]}
                    for k, vs in runs.items()}

@@ -175,7 +175,8 @@ class BlockWorker:
         self._queue: list[Assignment] = []
         self._main: Optional[_Lane] = None
         self._solo: list[_Lane] = []
-        self.steps_done = 0  # block-steps, for throughput measurements
+        self.slot_steps = 0  # slots x steps stepped, and how many of them trained a restart:
+        self.busy_slot_steps = 0  # their ratio is how busy the blocks were kept
 
     # ----------------------------------------------------------- public API
 
@@ -196,10 +197,11 @@ class BlockWorker:
         """Train for about ``seconds`` (at least one evaluation round) and report what finished.
 
         Returns:
-            ``{"records": [...], "crashes": [...], "in_flight": [...]}``: finished
-            restart records; crash reports ``{"index", "seed", "attempt", "error",
-            "scope"}`` for restarts whose code raised (the driver retries them);
-            indices still queued or running here.
+            ``{"records": [...], "crashes": [...], "in_flight": [...], "slot_steps": [busy, all]}``:
+            finished restart records; crash reports ``{"index", "seed", "attempt",
+            "error", "scope"}`` for restarts whose code raised (the driver retries
+            them); indices still queued or running here; slot-steps this worker
+            has stepped since it started, and how many of them trained a restart.
         """
         records: list[dict] = []
         crashes: list[dict] = []
@@ -218,7 +220,8 @@ class BlockWorker:
             self._solo = [lane for lane in self._solo if lane.busy()]
             if time.perf_counter() >= deadline:
                 break
-        return {"records": records, "crashes": crashes, "in_flight": self.in_flight()}
+        return {"records": records, "crashes": crashes, "in_flight": self.in_flight(),
+                "slot_steps": [self.busy_slot_steps, self.slot_steps]}
 
     # ------------------------------------------------------------ internals
 
@@ -271,7 +274,8 @@ class BlockWorker:
         except Exception as e:
             self._crash_lane(lane, e, crashes)
             return
-        self.steps_done += self.eval_every
+        self.slot_steps += len(lane.live) * self.eval_every
+        self.busy_slot_steps += len(lane.busy()) * self.eval_every
         diverged = lane.block.diverged
         steps = lane.block.steps
         for s in lane.busy():

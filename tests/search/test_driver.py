@@ -161,6 +161,30 @@ def test_a_worker_has_its_next_slice_queued_while_one_runs():
     assert backend.queued.count(2) > len(backend.queued) // 2
 
 
+def test_workers_queue_a_block_ahead_but_not_at_the_tail():
+    from ntpt_dist.search.driver import _Search
+    from ntpt_dist.search.progress import Progress
+    from ntpt_dist.search.worker import Assignment
+
+    class Recording:
+        def __init__(self):
+            self.n = 0
+
+        def submit(self, worker, assignments, seconds):
+            self.n += 1
+            return self.n
+
+    todo = [Assignment(k, k) for k in range(14)]
+    state = _Search(Recording(), todo, {}, [], "s", StopRule(), slots=4, slice_s=1.0, flush_s=1.0,
+                    progress=Progress(14, enabled=False))
+    for w in (0, 1):
+        state.assigned[w], state.running[w] = {}, set()
+    state._feed(0)  # 14 pending fill both blocks: worker 0 takes its 4 slots and 4 queued
+    state._feed(1)  # 6 pending cannot: worker 1 takes only its 4 free slots
+    assert {w: len(held) for w, held in state.assigned.items()} == {0: 8, 1: 4}
+    assert len(state.pending) == 2  # for whichever worker frees slots first
+
+
 def test_ctrl_c_returns_what_finished_and_flushes_it(tmp_path):
     from ntpt_dist.search.worker import ModelSpec
 

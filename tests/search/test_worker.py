@@ -69,6 +69,9 @@ def test_slots_are_refilled_so_the_block_stays_full():
     # 150 + 225 + 4 * 300 = 1575 restart-steps = 63 rounds of 25 if run one by one;
     # two busy slots need half of that (+1 for the tail where one slot idles)
     assert block.step_calls <= 63 // 2 + 2
+    busy, stepped = w.run(seconds=0.0)["slot_steps"]
+    assert stepped == 2 * 25 * block.step_calls
+    assert busy == sum(r["steps"] for r in out["records"] + records) < stepped
 
 
 def test_nan_restart_is_diverged_and_does_not_poison_others():
