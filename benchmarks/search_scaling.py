@@ -17,6 +17,9 @@ by up to 3x for seconds at a time):
   actors_1 / actors_2      1 vs 2 Ray actors, ``--slots`` restarts each        goal >= 1.8x
   slots_1                  1 Ray actor with one restart per block             goal: slots/slots_1 >= 10x
   in_process               the same training as actors_1 without Ray          goal: Ray overhead <= 10%
+                           (``ray_overhead`` from the rates; ``ray_overhead_beside_training``
+                           from each worker's share of time in training steps and
+                           evaluations, which takes the host's speed out of it)
   simulated_cluster        time to the first converged MATH program on 1/8/64 GPUs (model, see docs/scaling.md)
 
 The model is MATH searched from a 2x2 library, as a MATH search runs: with
@@ -32,7 +35,7 @@ tests/interpreter/flatmodels.py on random images (same shapes as the paper's
 maze), and ``"model"`` in the output says which.
 
 Usage:
-    python benchmarks/search_scaling.py [--slots 32] [--restarts 256] [--single-restarts 16] [--rounds 5] [--steps 40] [--library frozen] [--quick]
+    python benchmarks/search_scaling.py [--slots 64] [--restarts 384] [--single-restarts 16] [--rounds 5] [--steps 40] [--library frozen] [--quick]
 """
 
 from __future__ import annotations
@@ -79,13 +82,13 @@ def workload(args) -> tuple[str, object, dict, object]:
 
 def timed(backend_cls):
     """A backend that notes when every worker has answered its first call (started up), and
-    each worker's latest slot-step counters (how busy its block was kept)."""
+    each worker's latest counters: slot-steps (how busy its block was kept), seconds training."""
 
     class Timed(backend_cls):
         def __init__(self, *a, **kw):
             super().__init__(*a, **kw)
             self.spawned, self.answered, self.ready_at, self.ready_unix = 0, 0, None, None
-            self.worker_of, self.slot_steps = {}, {}
+            self.worker_of, self.slot_steps, self.train_s, self.up_at = {}, {}, {}, {}
 
         def spawn(self):
             self.spawned += 1
@@ -101,9 +104,11 @@ def timed(backend_cls):
             for ticket, outcome in out:
                 if not isinstance(outcome, dict):
                     continue
-                self.slot_steps[self.worker_of.pop(ticket)] = outcome["slot_steps"]
-                if not outcome["in_flight"] and not outcome["records"]:
+                worker = self.worker_of.pop(ticket)
+                self.slot_steps[worker], self.train_s[worker] = outcome["slot_steps"], outcome["train_s"]
+                if worker not in self.up_at and not outcome["in_flight"] and not outcome["records"]:
                     self.answered += 1  # the empty first call: this worker is up
+                    self.up_at[worker] = time.perf_counter()
             if self.ready_at is None and self.answered >= self.spawned:
                 self.ready_at, self.ready_unix = time.perf_counter(), time.time()
             return out
@@ -146,13 +151,17 @@ def measure(args, model, data, factory, *, actors: int, slots: int, restarts: in
     rate = 0.0
     for finished in by_actor.values():
         finished.sort()
-        assert len(finished) >= 3 * slots, f"an actor ran {len(finished)} restarts, under 3 waves of {slots}"
+        assert len(finished) >= 3 * slots, f"an actor ran {len(finished)} restarts, under 3 waves of {slots}: raise --restarts"
         first, last = slots, len(finished) - slots
         rate += 60 * (last - first) / (finished[last - 1] - finished[first - 1])
     return {"actors": actors, "slots": slots, "restarts": restarts, "backend": backend,
             "wall_s": round(end - t0, 2), "startup_s": round((pool.ready_at or t0) - t0, 2),
             "restarts_per_actor": sorted(len(f) for f in by_actor.values()), "restarts_per_min": round(rate, 1),
             "slots_busy": round(sum(b for b, _ in pool.slot_steps.values()) / sum(a for _, a in pool.slot_steps.values()), 3),
+            # the share of the workers' time (start-up excluded) spent in training steps and evaluations,
+            # and what one block step took: the host's speed, apart from what surrounds the training
+            "training_share": round(sum(pool.train_s.values()) / sum(end - t for t in pool.up_at.values()), 3),
+            "block_step_ms": round(1000 * sum(pool.train_s.values()) / sum(a for _, a in pool.slot_steps.values()) * slots, 1),
             "restarts_per_min_whole_run": round(60 * restarts / (end - (pool.ready_at or t0)), 1)}
 
 
@@ -184,8 +193,8 @@ def simulate_first_converged(gpus: int, slots: int, p: float, step_s: float, jum
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--slots", type=int, default=32)
-    ap.add_argument("--restarts", type=int, default=256, help="restarts per actor and run (at least 3 waves of slots)")
+    ap.add_argument("--slots", type=int, default=64)
+    ap.add_argument("--restarts", type=int, default=384, help="restarts per actor and run (at least 3 waves of slots)")
     ap.add_argument("--single-restarts", type=int, default=16, help="restarts of the 1-slot run (at least 3)")
     ap.add_argument("--rounds", type=int, default=5, help="runs of every configuration, interleaved")
     ap.add_argument("--steps", type=int, default=40, help="training steps per restart")
@@ -196,7 +205,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a smoke run (seconds)")
     args = ap.parse_args()
     if args.quick:
-        args.slots, args.restarts, args.steps, args.maze_t, args.hid, args.rounds = 4, 12, 10, 4, 16, 1
+        args.slots, args.restarts, args.steps, args.maze_t, args.hid, args.rounds = 4, 24, 10, 4, 16, 1
         args.single_restarts = 3
     if args.restarts < 3 * args.slots or args.single_restarts < 3:
         ap.error("a steady-state rate needs at least 3 waves: --restarts >= 3 * --slots, --single-restarts >= 3")
@@ -236,9 +245,14 @@ def main() -> None:
         "actors_2_over_1": [a / b for a, b in zip(rates["actors_2"], rates["actors_1"])],
         "slots_over_single": [a / b for a, b in zip(rates["actors_1"], rates["slots_1"])],
         "ray_overhead": [a / b - 1 for a, b in zip(rates["in_process"], rates["actors_1"])],
+        # the same, with the host's speed taken out: the time Ray adds around the training
+        "ray_overhead_beside_training": [a["training_share"] / b["training_share"] - 1
+                                         for a, b in zip(runs["in_process"], runs["actors_1"])],
     }
     out["runs"] = {k: {**configs[k], "startup_s": [v["startup_s"] for v in vs], "restarts_per_min": rates[k],
                        "slots_busy": [v["slots_busy"] for v in vs],
+                       "training_share": [v["training_share"] for v in vs],
+                       "block_step_ms": [v["block_step_ms"] for v in vs],
                        "median_restarts_per_min": statistics.median(rates[k]),
                        "restarts_per_min_whole_run": [v["restarts_per_min_whole_run"] for v in vs]}
                    for k, vs in runs.items()}

@@ -177,6 +177,7 @@ class BlockWorker:
         self._solo: list[_Lane] = []
         self.slot_steps = 0  # slots x steps stepped, and how many of them trained a restart:
         self.busy_slot_steps = 0  # their ratio is how busy the blocks were kept
+        self.train_s = 0.0  # seconds spent in training steps and evaluations
 
     # ----------------------------------------------------------- public API
 
@@ -197,11 +198,13 @@ class BlockWorker:
         """Train for about ``seconds`` (at least one evaluation round) and report what finished.
 
         Returns:
-            ``{"records": [...], "crashes": [...], "in_flight": [...], "slot_steps": [busy, all]}``:
-            finished restart records; crash reports ``{"index", "seed", "attempt",
-            "error", "scope"}`` for restarts whose code raised (the driver retries
-            them); indices still queued or running here; slot-steps this worker
-            has stepped since it started, and how many of them trained a restart.
+            ``{"records": [...], "crashes": [...], "in_flight": [...], "slot_steps": [busy, all],
+            "train_s": seconds}``: finished restart records; crash reports ``{"index",
+            "seed", "attempt", "error", "scope"}`` for restarts whose code raised
+            (the driver retries them); indices still queued or running here; and,
+            since this worker started, the slot-steps it stepped and how many of
+            them trained a restart, and the seconds it spent in training steps and
+            evaluations (the rest of its time is records, set-up and waiting).
         """
         records: list[dict] = []
         crashes: list[dict] = []
@@ -221,7 +224,7 @@ class BlockWorker:
             if time.perf_counter() >= deadline:
                 break
         return {"records": records, "crashes": crashes, "in_flight": self.in_flight(),
-                "slot_steps": [self.busy_slot_steps, self.slot_steps]}
+                "slot_steps": [self.busy_slot_steps, self.slot_steps], "train_s": self.train_s}
 
     # ------------------------------------------------------------ internals
 
@@ -257,23 +260,27 @@ class BlockWorker:
             lanes[id(lane)] = lane
         for key, slots in started.items():
             lane = lanes[key]
+            t0 = time.perf_counter()
             try:
                 acc = lane.accuracy(self.val_data)
             except Exception as e:
                 self._crash_lane(lane, e, crashes)
                 continue
+            self.train_s += time.perf_counter() - t0
             for s in slots:
                 lane.live[s].history.append(float(acc[s]))
                 lane.live[s].trajectory.append([0, float(acc[s])])
 
     def _round(self, lane: _Lane, records: list[dict], crashes: list[dict]) -> None:
         """Train one lane ``eval_every`` steps, evaluate, and finish restarts the policy is done with."""
+        t0 = time.perf_counter()
         try:
             lane.block.step(self.eval_every)
             acc = lane.accuracy(self.val_data)
         except Exception as e:
             self._crash_lane(lane, e, crashes)
             return
+        self.train_s += time.perf_counter() - t0
         self.slot_steps += len(lane.live) * self.eval_every
         self.busy_slot_steps += len(lane.busy()) * self.eval_every
         diverged = lane.block.diverged
