@@ -70,7 +70,7 @@ def keep_freed_memory() -> None:
     evaluation. Left to itself, glibc serves large ones with ``mmap`` and trims
     the heap after each free, so every reuse pays page faults: at R = 64 on
     MATH an evaluation's 24 MB ``apply`` tensors made 8-15 thousand page faults
-    per block step, 10-15% of the time in the kernel. With a 32 MiB mmap
+    per block step, 10-14% of the time in the kernel. With a 32 MiB mmap
     threshold (glibc's maximum) and a 1 GiB trim threshold, the process keeps
     its peak heap and reuses it. Done once per process; a no-op off glibc.
     """
