@@ -148,6 +148,7 @@ def measure(args, model, data, factory, *, actors: int, slots: int, restarts: in
     by_actor: dict[str, list[float]] = {}
     for r in result.records.values():
         by_actor.setdefault(r["actor"], []).append(r["finished_at"])
+    stepped = sum(every for _, every in pool.slot_steps.values())
     rate = 0.0
     for finished in by_actor.values():
         finished.sort()
@@ -157,11 +158,11 @@ def measure(args, model, data, factory, *, actors: int, slots: int, restarts: in
     return {"actors": actors, "slots": slots, "restarts": restarts, "backend": backend,
             "wall_s": round(end - t0, 2), "startup_s": round((pool.ready_at or t0) - t0, 2),
             "restarts_per_actor": sorted(len(f) for f in by_actor.values()), "restarts_per_min": round(rate, 1),
-            "slots_busy": round(sum(b for b, _ in pool.slot_steps.values()) / sum(a for _, a in pool.slot_steps.values()), 3),
+            "slots_busy": round(sum(busy for busy, _ in pool.slot_steps.values()) / stepped, 3),
             # the share of the workers' time (start-up excluded) spent in training steps and evaluations,
             # and what one block step took: the host's speed, apart from what surrounds the training
             "training_share": round(sum(pool.train_s.values()) / sum(end - t for t in pool.up_at.values()), 3),
-            "block_step_ms": round(1000 * sum(pool.train_s.values()) / sum(a for _, a in pool.slot_steps.values()) * slots, 1),
+            "block_step_ms": round(1000 * sum(pool.train_s.values()) / stepped * slots, 1),
             "restarts_per_min_whole_run": round(60 * restarts / (end - (pool.ready_at or t0)), 1)}
 
 
