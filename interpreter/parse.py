@@ -1,30 +1,29 @@
 """Pass 1: model source -> :class:`ModuleIR` (declarations, functions, statements).
 
-The model is read with :mod:`ast` and never executed as Python, except the
-bodies of ``@Runtime`` functions, which are evaluated at compile time on every
-argument tuple to build their lookup tables (as TerpreT does).
+The model is read with :mod:`ast` and never executed as Python. The bodies of
+``@Runtime`` functions are evaluated at compile time on every argument tuple to
+build their lookup tables, by the checked, bounded evaluator of
+:mod:`.runtime_eval` (TerpreT ``exec``s them; here a model file stays data).
 """
 
 from __future__ import annotations
 
 import ast
-import itertools
+import math
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
 from .errors import SourceError
 from .ir import Decl, LearnFn, RuntimeFn, Span, TensorArg, TensorDecl
 from .module_ir import ModuleIR, NotConstant, const_eval
+from .runtime_eval import tabulate
 
 __all__ = ["ModuleIR", "parse"]
 
 DECL_KINDS = {"Input": "input", "Output": "output", "Param": "param", "Var": "var"}
 DECORATORS = ("Runtime", "Learn", "Inline")
-# What a @Runtime body may use besides the model's constants.
 MAX_RUNTIME_TABLE = 10_000_000  # entries; the body runs once per entry at compile time
-RUNTIME_BUILTINS = {"min": min, "max": max, "abs": abs, "range": range, "len": len, "int": int, "bool": bool}
 
 
 def parse(source: str, filename: str = "<string>", hypers: Mapping[str, int] | None = None) -> ModuleIR:
@@ -182,48 +181,13 @@ def _runtime(ir: ModuleIR, node: ast.FunctionDef, deco: ast.AST) -> RuntimeFn:
     if len(params) != len(arg_sizes):
         raise ir.error(f"@Runtime '{node.name}' declares {len(arg_sizes)} argument range(s) but the function takes "
                        f"{len(params)} argument(s)", node, "give one range per argument")
-    fn_node = ast.FunctionDef(node.name, node.args, node.body, [], node.returns, getattr(node, "type_comment", None))
-    module = ast.fix_missing_locations(ast.Module([ast.copy_location(fn_node, node)], []))
-    namespace: dict[str, Any] = {"__builtins__": RUNTIME_BUILTINS, **ir.constants}
-    exec(compile(module, ir.filename, "exec"), namespace)  # the body is ordinary Python by design
-    fn = namespace[node.name]
-    entries = int(np.prod(arg_sizes, dtype=np.float64))
+    entries = math.prod(arg_sizes)  # Python ints: sizes of 10**400 neither overflow nor get printed in full
     if entries > MAX_RUNTIME_TABLE:
-        raise ir.error(f"@Runtime '{node.name}' would need a table of {entries:,} entries (argument ranges "
-                       f"{list(arg_sizes)}), more than the {MAX_RUNTIME_TABLE:,} allowed", deco,
-                       "use smaller argument ranges, or split the function")
-    table = np.zeros(arg_sizes, dtype=np.int64)
-    for args in itertools.product(*(range(k) for k in arg_sizes)):
-        try:
-            value = fn(*args)
-        except Exception as e:  # noqa: BLE001 - any failure of user code is reported at its function
-            call = f"{node.name}({', '.join(map(str, args))})"
-            raise SourceError(f"@Runtime '{call}' raised {type(e).__name__}: {e}", _raising_line(ir, node, e),
-                              ir.source, "make the function total on its declared argument ranges") from None
-        if isinstance(value, bool):
-            value = int(value)
-        if not isinstance(value, (int, np.integer)) or not 0 <= value < out:
-            what = "outside its output range" if isinstance(value, (int, np.integer)) else "not an integer in"
-            raise ir.error(f"@Runtime '{node.name}({', '.join(map(str, args))})' returned {value!r}, {what} "
-                           f"0..{out - 1}", node,
-                           f"return an integer in 0..{out - 1} for every argument (// for division), or widen the range")
-        table[args] = value
-    table.setflags(write=False)
+        shown = f"{entries:,} entries (argument ranges {list(arg_sizes)})" if entries < 10**30 else "over 10**30 entries"
+        raise ir.error(f"@Runtime '{node.name}' would need a table of {shown}, more than the "
+                       f"{MAX_RUNTIME_TABLE:,} allowed", deco, "use smaller argument ranges, or split the function")
+    table = tabulate(ir, node, arg_sizes, out)  # the body is checked, then evaluated; never run as Python
     return RuntimeFn(node.name, arg_sizes, out, table, ir.span(node))
-
-
-def _raising_line(ir: ModuleIR, fn: ast.FunctionDef, exc: BaseException) -> Span:
-    """The span of the line in ``fn``'s body that raised ``exc`` (the def line if it cannot be found)."""
-    tb, line = exc.__traceback__, None
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == ir.filename and fn.lineno <= tb.tb_lineno <= (fn.end_lineno or 0):
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    if line is None:
-        return ir.span(fn)
-    text = ir.source.splitlines()[line - 1]
-    indent = len(text) - len(text.lstrip())
-    return Span(ir.filename, line, indent, line, len(text.rstrip()))
 
 
 def _learn(ir: ModuleIR, node: ast.FunctionDef, deco: ast.AST) -> LearnFn:

@@ -102,9 +102,17 @@ def test_runtime_bool_results_count_as_integers():
 
 def test_runtime_failure_points_at_the_raising_line():
     with pytest.raises(SourceError) as info:
-        p("@Runtime([2], 2)\ndef f(a):\n    if a == 1:\n        return missing\n    return 0\n")
-    assert "'f(1)' raised NameError" in info.value.message
+        p("@Runtime([2], 2)\ndef f(a):\n    if a == 1:\n        return 1 // (a - 1)\n    return 0\n")
+    assert "'f(1)' raised ZeroDivisionError" in info.value.message
     assert (info.value.span.line, info.value.span.col) == (4, 8)
+
+
+def test_runtime_unknown_name_is_rejected_before_any_call():
+    # f(0) would return 0; the unknown name on the other path is still an error, at the name
+    with pytest.raises(SourceError) as info:
+        p("@Runtime([2], 2)\ndef f(a):\n    if a == 1:\n        return missing\n    return 0\n")
+    assert "unknown name 'missing'" in info.value.message
+    assert (info.value.span.line, info.value.span.col) == (4, 15)
 
 
 def test_learn_signature():
