@@ -9,7 +9,6 @@ that stores and round-trips it exactly.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -231,7 +230,7 @@ class Program:
             )
         from .model import compile_source  # model.py imports the compiler passes, which need program.py only lazily
 
-        listing = listing or _resolve_listing(d.get("listing"))
+        listing = listing or _resolve_listing(d.get("listing"))  # a registry lookup, never an import
         model = compile_source(d["source"], d["hypers"], filename=d["filename"], listing=listing)
         return cls(model, d["params"], d["networks"], d.get("meta"))
 
@@ -239,23 +238,39 @@ class Program:
 # ------------------------------------------------------------------- helpers
 
 
+# What a stored Program's "listing" may name: the project's own printers, by name. A store's
+# text is looked up here and nowhere else, so it can never make a reader import a module.
+_LEGACY_LISTING = "ntpt_dist.experiments.listings:"  # how stores recorded these before the registry
+
+
+def listing_registry() -> dict[str, Any]:
+    """The listing functions a stored Program may refer to, by the name it records.
+
+    Example:
+        >>> sorted(listing_registry())
+        ['listing_2x2', 'listing_math', 'listing_maze']
+    """
+    from ..experiments import listings  # lazily: the paper's printers, a light module of this package
+
+    return {"listing_2x2": listings.listing_2x2, "listing_math": listings.listing_math,
+            "listing_maze": listings.listing_maze}
+
+
 def _listing_ref(listing: Any) -> Optional[str]:
-    """``"module:function"`` of an importable module-level listing function, so a
-    stored Program keeps its paper-style listing; None for anything else."""
-    module, name = getattr(listing, "__module__", None), getattr(listing, "__qualname__", "")
-    if not module or not name or "<" in name or module == "__main__":
+    """The registry name of ``listing``, so a stored Program keeps its paper-style listing; None for any other
+    (the default: the program's source)."""
+    if listing is None:
         return None
-    return f"{module}:{name}"
+    return next((name for name, fn in listing_registry().items() if fn is listing), None)
 
 
-def _resolve_listing(ref: Optional[str]) -> Any:
-    if not ref:
+def _resolve_listing(ref: Any) -> Any:
+    """The registered listing ``ref`` names (also in the older ``module:function`` form), else None: the
+    default listing, the program's source. Nothing named by ``ref`` is imported."""
+    if not isinstance(ref, str):
         return None
-    module, _, name = ref.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):  # an older store or a missing package: fall back to the source
-        return None
+    name = ref.removeprefix(_LEGACY_LISTING)
+    return listing_registry().get(name)
 
 
 def _char_col(line: str, col: int) -> int:
