@@ -2,13 +2,14 @@
 
 ``mlflow.pyfunc.load_model("models:/ntpt.program.MATH@champion").predict(inputs)``
 loads the program blob (``artifacts/program.npz``, see ``codec.py``) into a
-``Program`` and runs it exactly (discrete execution, no torch marginals).
+``Program`` and runs it exactly (discrete execution, no torch marginals). The
+model is an MLflow "model from code" (``pyfunc_model_code.py``), not a pickle.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Optional
 
 import mlflow.pyfunc
@@ -17,6 +18,7 @@ import numpy as np
 from .codec import read_file
 
 PROGRAM_ARTIFACT = "program"  # key in the pyfunc's artifacts: the blob written by codec.encode
+MODEL_CODE = Path(__file__).with_name("pyfunc_model_code.py")  # the model's code, copied into every model directory
 
 
 def to_inputs(model_input: Any) -> dict[str, np.ndarray]:
@@ -57,16 +59,12 @@ class ProgramModel(mlflow.pyfunc.PythonModel):
 
 
 def save_program_model(path: str, blob_path: str) -> None:
-    """Write a pyfunc model directory at ``path`` whose program is the blob at ``blob_path``."""
-    # The model object is pickled by reference to this importable class, so loading it
-    # needs ntpt-dist installed (as running a Program does anyway); silence MLflow's
-    # generic "cloudpickle" warning, which is about arbitrary objects.
-    logger = logging.getLogger("mlflow.pyfunc")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        mlflow.pyfunc.save_model(
-            path, python_model=ProgramModel(), artifacts={PROGRAM_ARTIFACT: blob_path}, pip_requirements=["ntpt-dist"]
-        )
-    finally:
-        logger.setLevel(level)
+    """Write a pyfunc model directory at ``path`` whose program is the blob at ``blob_path``.
+
+    The model is saved from code (``pyfunc_model_code.py``, copied into the directory),
+    not as a pickled :class:`ProgramModel`: loading it builds a fresh ProgramModel, which
+    reads the blob with ``allow_pickle=False``.
+    """
+    mlflow.pyfunc.save_model(
+        path, python_model=str(MODEL_CODE), artifacts={PROGRAM_ARTIFACT: blob_path}, pip_requirements=["ntpt-dist"]
+    )

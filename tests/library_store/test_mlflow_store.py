@@ -91,6 +91,61 @@ def test_best_program_from_an_sqlite_uri_skips_mlflow(store):
     assert done.stdout.strip() == "False", done.stderr[-2000:]
 
 
+def test_the_program_model_is_saved_from_code_not_as_a_pickle(store, monkeypatch):
+    import mlflow
+    import yaml
+    from ntpt_dist.library_store.mlflow_pyfunc import MODEL_CODE
+
+    task = uid("T")
+    store.merge(task, program({}, p=0), lambda t, lib: 1.0)
+    folder = local_path(store.client.get_model_version(program_model(task), "1").source)
+    files = {os.path.relpath(os.path.join(root, f), folder) for root, _, names in os.walk(folder) for f in names}
+    assert not [f for f in files if f.endswith((".pkl", ".pickle", ".cloudpickle"))], files
+    flavor = yaml.safe_load(open(os.path.join(folder, "MLmodel")))["flavors"]["python_function"]
+    assert "python_model" not in flavor and flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"
+    assert open(os.path.join(folder, MODEL_CODE.name)).read() == MODEL_CODE.read_text()
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")  # MLflow refuses pickled models now
+    model = mlflow.pyfunc.load_model(folder)
+    np.testing.assert_array_equal(model.predict({"x": np.array([2, 0])})["y"], [2, 0])
+
+
+ESCAPE_MODEL = """\
+x = Input(3)
+y = Output(3)
+@Runtime([3], 3)
+def f(a):
+    classes = ().__class__.__base__.__subclasses__()
+    for c in classes:
+        if c.__name__ == "catch_warnings":
+            c()._module.__builtins__["open"]({mark!r}, "w").write("ran")
+    return a
+y.set_to(f(x))
+"""
+
+
+def test_a_hostile_stored_program_runs_no_code_when_read(tmp_path):
+    import mlflow
+
+    # a store of its own: merges into the module's store re-evaluate every stored task
+    store = MlflowStore(f"sqlite:///{tmp_path}/hostile/mlflow.db")
+    mark, task = tmp_path / "ran", uid("T")
+    planted = {**program({}), "params": {}, "source": ESCAPE_MODEL.format(mark=str(mark)),
+               "listing": "os:system"}
+    store.set_program_champion(task, store.add_program(task, planted, val_acc=1.0))
+    for reader in (store, store.uri):  # the MLflow client, and the sqlite fast path
+        stored = best_program(task, reader)
+        with pytest.raises(NtptError, match="not allowed in a @Runtime body: attribute access"):
+            _ = stored.source  # the source is compiled when first read
+    previous = mlflow.get_registry_uri()
+    mlflow.set_registry_uri(store.uri)
+    try:
+        with pytest.raises(Exception, match="not allowed in a @Runtime body"):
+            mlflow.pyfunc.load_model(f"models:/{program_model(task)}@champion")
+    finally:
+        mlflow.set_registry_uri(previous)
+    assert not mark.exists()
+
+
 _MERGER = textwrap.dedent("""
     import os, sys, time
     import numpy as np
