@@ -216,6 +216,25 @@ def test_a_hostile_model_or_stored_program_raises_and_runs_nothing(entry, tmp_pa
     assert not mark.exists()
 
 
+ELSEWHERE = {  # the other places of a model that could hold code: none is evaluated as Python either
+    "statement": "x = Input(2)\nopen({mark!r}, 'w')\n",
+    "constant": "N = len(open({mark!r}, 'w').name)\n",
+    "declaration size": "x = Input(len(open({mark!r}, 'w').name))\n",
+    "Inline body": "x = Input(2)\n@Inline()\ndef h(a):\n    open({mark!r}, 'w')\nh(x)\n",
+    "Learn decorator": "@Learn([open({mark!r}, 'w')], 2, hid_sizes=[2])\ndef g(a):\n    pass\n",
+    "Runtime decorator": "@Runtime([len(open({mark!r}, 'w').name)], 2)\ndef f(a):\n    return 0\n",
+    "import": "import os\nos.system('touch {mark}')\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ELSEWHERE))
+def test_code_elsewhere_in_a_model_is_rejected_and_never_runs(name, tmp_path):
+    mark = tmp_path / "ran"
+    with pytest.raises(SourceError):
+        compile_source(ELSEWHERE[name].format(mark=str(mark)), filename="hostile.py")
+    assert not mark.exists()
+
+
 # ------------------------------------------------------------------- bounds and clear errors
 
 BOUNDED = {  # source -> (line, words): each a SourceError, never a raw exception or a hang

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import numpy as np
 import pytest
 from ntpt_dist.interpreter.errors import NtptError
@@ -32,3 +35,26 @@ def test_missing_file_names_the_path(tmp_path):
     assert read_file(str(path), "x") == {"a": 1}
     with pytest.raises(NtptError, match=f"program of 'MATH' is missing: no file at {tmp_path}/gone.npz"):
         read_file(str(tmp_path / "gone.npz"), "program of 'MATH'")
+
+
+class _Planted:
+    """Unpickling this opens (creates) a file: what a hostile pickled array would do."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_pickled_array_in_a_blob_is_refused_and_never_unpickled(tmp_path):
+    mark = tmp_path / "ran"
+    buffer = io.BytesIO()
+    skeleton = np.frombuffer(json.dumps({"w": {"__ndarray__": "a0"}}).encode(), dtype=np.uint8)
+    np.savez(buffer, __json__=skeleton, a0=np.array([_Planted(str(mark))], dtype=object))
+    with pytest.raises(NtptError, match="planted blob is corrupted"):
+        decode(buffer.getvalue(), "planted blob")
+    assert not mark.exists()
+    with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=True) as npz:  # control: unpickling it does run it
+        npz["a0"][0].close()
+    assert mark.exists()
