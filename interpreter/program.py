@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .calls import called_networks
 from .discrete import as_numpy, batch_size, check_params, execute
 from .errors import DataError, NtptError
 from .ir import Decl, FlatModel
@@ -233,6 +234,20 @@ class Program:
         listing = listing or _resolve_listing(d.get("listing"))  # a registry lookup, never an import
         model = compile_source(d["source"], d["hypers"], filename=d["filename"], listing=listing)
         return cls(model, d["params"], d["networks"], d.get("meta"))
+
+    def called_networks(self) -> frozenset[str]:
+        """The ``@Learn`` networks this program's Outputs depend on (``calls.called_networks``).
+
+        A network the model calls only on paths its Params rule out is not among them;
+        the store merges and versions only these.
+
+        Example:
+            >>> from ntpt_dist.interpreter.model import compile_source
+            >>> m = compile_source("x = Input(2)\\ny = Output(2)\\ny.set_to(x)\\n")
+            >>> Program(m, {}).called_networks()
+            frozenset()
+        """
+        return called_networks(self.model.flat, self.params)
 
 
 # ------------------------------------------------------------------- helpers
