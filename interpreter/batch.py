@@ -6,18 +6,19 @@ target from a ``Batch``; frozen networks' outputs travel in it too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .discrete import batch_size, check_inputs, check_tensors
 from .errors import DataError
 from .ir import FlatModel
 
-__all__ = ["Batch", "prepare_batch"]
+__all__ = ["Batch", "prepare_batch", "shifted"]
 
 
 @dataclass
@@ -108,3 +109,37 @@ def prepare_batch(flat: FlatModel, data: Mapping[str, Any], device: Any = "cpu",
             )
         targets[d.name] = torch.from_numpy(arr.astype(np.int64)).to(device).unsqueeze(0)
     return Batch(inputs, tensors, targets, n)
+
+
+def shifted(batch: Batch, flat: FlatModel, k: int, offsets: Callable[[int], torch.Tensor]) -> Batch:
+    """``batch`` with every image cell translated by up to ``k`` pixels (data augmentation).
+
+    Only InputTensors with at least two element dimensions (``h, w`` last) are
+    moved; pixels shifted in are zero. ``offsets(n)`` draws the shifts for one
+    tensor: a long ``[2, S, n]`` (``dy, dx`` for each of the ``n`` images of each
+    of the batch's ``S`` leading rows, each in ``-k..k``); it is called once per
+    tensor, in sorted name order, so a caller's draws are reproducible.
+
+    Example:
+        >>> from ntpt_dist.interpreter.ir import NO_SPAN, TensorDecl
+        >>> flat = FlatModel({}, {"im": TensorDecl("im", (3, 3), (), NO_SPAN)}, {}, {}, (), {})
+        >>> b = Batch({}, {"im": torch.eye(3).reshape(1, 1, 3, 3)}, {}, 1)
+        >>> shifted(b, flat, 1, lambda n: torch.ones(2, 1, n, dtype=torch.long)).tensors["im"][0, 0].tolist()
+        [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+    tensors = dict(batch.tensors)
+    for name in sorted(tensors):
+        decl = flat.tensors[name]
+        if len(decl.elem_shape) < 2:
+            continue
+        t = tensors[name]  # [S, b, *cells, *elem]
+        h, w = decl.elem_shape[-2:]
+        images = t.reshape(-1, int(np.prod(decl.elem_shape[:-2], dtype=np.int64)), h, w)  # [S*b*cells, C, h, w]
+        dy, dx = offsets(images.shape[0] // t.shape[0]).reshape(2, -1).to(t.device)
+        padded = F.pad(images, (k, k, k, k))
+        rows = torch.arange(h, device=t.device) + k - dy[:, None]  # [N, h]
+        cols = torch.arange(w, device=t.device) + k - dx[:, None]  # [N, w]
+        n = torch.arange(images.shape[0], device=t.device)[:, None, None]
+        moved = padded[n, :, rows[:, :, None], cols[:, None, :]]  # [N, h, w, C]
+        tensors[name] = moved.permute(0, 3, 1, 2).reshape(t.shape)
+    return Batch(batch.inputs, tensors, batch.targets, batch.size, batch.cached)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .batch import shifted
 from .discrete import check_params
 from .errors import NtptError
 from .ir import FlatModel
@@ -221,26 +222,14 @@ class RestartBlock:
     def _shifted(self, batch: Batch, live: np.ndarray) -> Batch:
         """``batch`` with its image cells translated by random offsets (``TrainConfig.augment_shift``)."""
         k = self.config.augment_shift
-        tensors = dict(batch.tensors)
-        for name in sorted(tensors):  # fixed order: each slot's draws depend on its seed only
-            decl = self.flat.tensors[name]
-            if len(decl.elem_shape) < 2:
-                continue
-            t = tensors[name]  # [R, b, *cells, *elem]
-            h, w = decl.elem_shape[-2:]
-            images = t.reshape(-1, int(np.prod(decl.elem_shape[:-2], dtype=np.int64)), h, w)  # [R*b*cells, C, h, w]
-            per_slot = images.shape[0] // self.slots
-            offsets = torch.zeros(2, self.slots, per_slot, dtype=torch.long)
+
+        def offsets(per_slot: int) -> torch.Tensor:  # each slot's draws depend on its seed only
+            out = torch.zeros(2, self.slots, per_slot, dtype=torch.long)
             for slot in np.flatnonzero(live):
-                offsets[:, slot] = torch.randint(-k, k + 1, (2, per_slot), generator=self._gens[slot])
-            dy, dx = offsets.reshape(2, -1).to(t.device)
-            padded = F.pad(images, (k, k, k, k))
-            rows = torch.arange(h, device=t.device) + k - dy[:, None]  # [N, h]
-            cols = torch.arange(w, device=t.device) + k - dx[:, None]  # [N, w]
-            n = torch.arange(images.shape[0], device=t.device)[:, None, None]
-            moved = padded[n, :, rows[:, :, None], cols[:, None, :]]  # [N, h, w, C]
-            tensors[name] = moved.permute(0, 3, 1, 2).reshape(t.shape)
-        return Batch(batch.inputs, tensors, batch.targets, batch.size, batch.cached)
+                out[:, slot] = torch.randint(-k, k + 1, (2, per_slot), generator=self._gens[slot])
+            return out
+
+        return shifted(batch, self.flat, k, offsets)
 
     def step(self, n: int = 1) -> np.ndarray:
         """Train every live slot ``n`` steps.
