@@ -50,26 +50,45 @@ PAPER_TASKS = tuple(f"{scenario}:{side}" for scenario in ("ADD2x2", "APPLY2x2") 
 PERIOD = 64_000  # examples between two tasks' peaks
 WIDTH = 0.5  # standard deviation of a task's bump, in periods
 
-LearnerFactory = Callable[[Sequence[str], BaselineConfig, int], Learner]
-def _ntpt(tasks, config, seed):
+LearnerFactory = Callable[[Sequence[str], BaselineConfig, int, Mapping[str, float]], Learner]
+
+
+def _ntpt(tasks, config, seed, given):
     from .ntpt_learner import NtptLearner  # imports the compiler: only when asked for
 
-    return NtptLearner(tasks, restarts=4, seed=seed)
+    return NtptLearner(tasks, seed=seed, device=config.device, **_ntpt_rates(given))
+
+
+def _ntpt_lockstep(tasks, config, seed, given):
+    from .ntpt_learner import LockstepLearner
+
+    return LockstepLearner(tasks, restarts=4, seed=seed, device=config.device, **_ntpt_rates(given))
+
+
+def _ntpt_rates(given: Mapping[str, float]) -> dict:
+    """NTPT's own rate names for the rates given on the command line (NTPT's defaults differ from the baselines')."""
+    names = {"lr": "lr", "perceptual_lr_scale": "net_lr_scale"}
+    return {names[k]: v for k, v in given.items()}
 
 
 LEARNERS: dict[str, LearnerFactory] = {
     "ntpt": _ntpt,
-    "indep": lambda tasks, config, seed: Indep(tasks, config=config, seed=seed),
-    "pnn": lambda tasks, config, seed: PNN(tasks, config=config, seed=seed),
-    "mtnn1": lambda tasks, config, seed: MTNN(tasks, depth="mtnn1", config=config, seed=seed),
-    "mtnn2": lambda tasks, config, seed: MTNN(tasks, depth="mtnn2", config=config, seed=seed),
-    "mtnn1-shared": lambda tasks, config, seed: MTNN(tasks, depth="mtnn1", config=config, seed=seed, routing="shared"),
-    "mtnn2-shared": lambda tasks, config, seed: MTNN(tasks, depth="mtnn2", config=config, seed=seed, routing="shared"),
+    "ntpt-lockstep": _ntpt_lockstep,
+    "indep": lambda tasks, config, seed, given: Indep(tasks, config=config, seed=seed),
+    "pnn": lambda tasks, config, seed, given: PNN(tasks, config=config, seed=seed),
+    "mtnn1": lambda tasks, config, seed, given: MTNN(tasks, depth="mtnn1", config=config, seed=seed),
+    "mtnn2": lambda tasks, config, seed, given: MTNN(tasks, depth="mtnn2", config=config, seed=seed),
+    "mtnn1-shared": lambda tasks, config, seed, given: MTNN(tasks, depth="mtnn1", config=config, seed=seed, routing="shared"),
+    "mtnn2-shared": lambda tasks, config, seed, given: MTNN(tasks, depth="mtnn2", config=config, seed=seed, routing="shared"),
 }
 
 
-def make_learner(name: str, tasks: Sequence[str], config: BaselineConfig = BaselineConfig(), seed: int = 0) -> Learner:
+def make_learner(name: str, tasks: Sequence[str], config: BaselineConfig = BaselineConfig(), seed: int = 0,
+                 given: Optional[Mapping[str, float]] = None) -> Learner:
     """A learner from :data:`LEARNERS` by name, built for ``tasks`` (in lifetime order).
+
+    ``given``: the rates the user set explicitly (``lr``, ``perceptual_lr_scale``); the baselines
+    read them from ``config``, the NTPT learners, whose defaults differ, from here.
 
     Raises:
         NtptError: unknown name.
@@ -80,7 +99,7 @@ def make_learner(name: str, tasks: Sequence[str], config: BaselineConfig = Basel
     """
     if name not in LEARNERS:
         raise NtptError(f"unknown learner {name!r}; learners are {', '.join(LEARNERS)}")
-    return LEARNERS[name](list(tasks), config, seed)
+    return LEARNERS[name](list(tasks), config, seed, dict(given or {}))
 
 
 @dataclass(frozen=True)
@@ -150,6 +169,8 @@ class LifelongResult:
         scale: the lifetime's scale (1 = the paper's 512k examples).
         batch_size, seed: as run.
         train_s, eval_s: wall time spent training and evaluating.
+        found: for a learner that searches programs (``learner.found()``), task -> the learner step
+            at which its program was found, the restarts drawn until then and its validation accuracy.
     """
 
     learner: str
@@ -164,6 +185,7 @@ class LifelongResult:
     seed: int = 0
     train_s: float = 0.0
     eval_s: float = 0.0
+    found: dict[str, dict] = field(default_factory=dict)  # NTPT: task -> when and how its program was found
 
     def final(self) -> dict[str, float]:
         """Each task's test accuracy at the end of the lifetime (one Fig. 7 column).
@@ -258,7 +280,9 @@ def run_lifelong(
     run = schedule.scaled(scale)
     interval = max(batch_size, int(round(eval_every * scale)))
     rng = np.random.default_rng(seed)
-    decks = {t: _Deck(tasks_data[t][0], rng) for t in run.tasks}
+    # a learner that selects among restarts keeps part of each task's training grids for validation
+    hold_out = getattr(learner, "hold_out", None)
+    decks = {t: _Deck(hold_out(t, tasks_data[t][0]) if hold_out else tasks_data[t][0], rng) for t in run.tasks}
     result = LifelongResult(
         name or type(learner).__name__, list(run.tasks),
         schedule={"tasks": list(run.tasks), "period": run.period, "width": run.width},
@@ -274,7 +298,8 @@ def run_lifelong(
             result.accuracy.setdefault(t, []).append(learner.accuracy(t, tasks_data[t][1]))
             result.presented.setdefault(t, []).append(presented[t])
             presented[t] = 0
-        result.loss.append(float(np.mean(losses)) if losses else float("nan"))
+        finite = [x for x in losses if np.isfinite(x)]  # a learner may skip a batch (NaN)
+        result.loss.append(float(np.mean(finite)) if finite else float("nan"))
         losses.clear()
         result.eval_s += time.perf_counter() - start
         if log:
@@ -294,6 +319,8 @@ def run_lifelong(
         if seen >= next_eval or seen == run.total:
             evaluate(seen)
             next_eval = (seen // interval + 1) * interval
+    if hasattr(learner, "found"):
+        result.found = {task: asdict(event) for task, event in learner.found().items()}
     return result
 
 
@@ -322,8 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=8_000, help="examples between evaluations at scale 1")
     p.add_argument("--distinct", type=int, default=1_000, help="distinct training grids per task (paper: 1k)")
     p.add_argument("--test-size", type=int, default=1_000, help="test grids per task (paper: 10k)")
-    p.add_argument("--lr", type=float, default=BaselineConfig.lr)
-    p.add_argument("--perceptual-lr-scale", type=float, default=BaselineConfig.perceptual_lr_scale)
+    p.add_argument("--lr", type=float, help=f"learning rate of the task-specific parts (default: {BaselineConfig.lr} "
+                   "for the baselines, 0.05 for the NTPT Params)")
+    p.add_argument("--perceptual-lr-scale", type=float,
+                   help=f"shared networks' rate relative to --lr (default {BaselineConfig.perceptual_lr_scale}, the paper's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", help="folder with MNIST/ and operators/ (default: $NTPT_DATA_DIR)")
     p.add_argument("--device", default="cpu")
@@ -352,7 +381,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if unknown or not models:
             raise NtptError(f"--models must list learners from {', '.join(LEARNERS)}, got {args.models!r}")
         torch.set_num_threads(args.threads)
-        config = BaselineConfig(lr=args.lr, perceptual_lr_scale=args.perceptual_lr_scale, device=args.device)
+        given = {k: v for k, v in (("lr", args.lr), ("perceptual_lr_scale", args.perceptual_lr_scale)) if v is not None}
+        config = BaselineConfig(**given, device=args.device)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
@@ -360,7 +390,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"data: {len(PAPER_TASKS)} tasks x {args.distinct} train / {args.test_size} test grids ({time.perf_counter() - start:.0f} s)", flush=True)
         results = []
         for model in models:
-            learner = make_learner(model, PAPER_TASKS, config, args.seed)
+            learner = make_learner(model, PAPER_TASKS, config, args.seed, given)
             result = run_lifelong(learner, data, Schedule(), args.batch_size, args.eval_every, args.scale, args.seed, name=model,
                                   log=lambda line: print(line, flush=True))
             (out / f"lifelong_{model}.json").write_text(json.dumps(result.to_dict(), indent=1))

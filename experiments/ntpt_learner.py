@@ -1,40 +1,399 @@
 """NTPT as a lifelong learner: one program per task, one shared neural library.
 
-Every task of the lifetime gets its own NTPT model (its own Params: the
-task's source code) compiled from ``experiments/models``; all models share
-the same ``net_0``/``net_1`` tensors, so training any task can improve the
-networks every other task calls (reverse transfer), while a task that does
-not call a network sends it no gradient. The networks learn 100x slower than
-the Params (paper, section 6.1). The first task of the lifetime sees only
-``net_0`` (the one-new-network rule of section 4.1).
+Every task of the lifetime gets its own NTPT model (its own Params: the task's
+source code) compiled from ``experiments/models``; the ``@Learn`` networks are
+one library shared by all tasks. :class:`NtptLearner` learns each task the way
+the product's search does (``ntpt_dist.search`` then a gated merge):
 
-R restarts are R independent lifetimes trained in lock step (the lowering's
-restart dimension); accuracy is the mean over them of the *discrete* program's
-accuracy (argmax Params and networks), as the paper reports its curves
-averaged over restarts.
+1. **Search.** While a task has no program, its batches train ``restarts``
+   random restarts of its Params at once, with the library networks it already
+   has *held fixed* (their outputs are computed once per batch and shared by
+   every restart). A network the library does not have yet (at most one per
+   task: the one-new-network rule of section 4.1) is trained per restart.
+   Every ``eval_every`` of the task's steps each restart's discrete program is
+   scored on validation grids held out from the task's training grids; a
+   :class:`~ntpt_dist.search.policy.JumpPolicy` decides which restart converged
+   (a jump in validation accuracy) and which stalled or ran out of budget (it
+   is re-drawn from a fresh seed).
+2. **Program.** The first converged restart becomes the task's program: its
+   argmax Params are fixed from then on, and the new network it calls joins the
+   library (a network it does not call does not).
+3. **Library.** From then on the task's batches train only the library
+   networks, through the task's fixed program, at ``net_lr_scale`` times the
+   Params' rate (the paper's 100x smaller rate for the shared networks). A
+   program that is right gives its networks the right supervision; a task
+   still searching sends the library no gradient at all.
+
+This is why the learner does not forget (measured in docs/results.md): in the
+lock-step design (:class:`LockstepLearner`, each restart a whole lifetime that
+trains its networks from every task's batches) the tasks whose program is still
+wrong moved the shared networks away from what the solved tasks needed.
+
+Accuracy of a task is its program's discrete accuracy (argmax networks); a task
+still searching reports the restart with the best validation accuracy.
 
 Example:
-    >>> learner = NtptLearner(["ADD2x2:top", "APPLY2x2:top"], restarts=2)  # doctest: +SKIP
-    >>> learner.train_step("ADD2x2:top", batch)                            # doctest: +SKIP
+    >>> learner = NtptLearner(["ADD2x2:top", "ADD2x2:left"], restarts=8)  # doctest: +SKIP
+    >>> train = learner.hold_out("ADD2x2:top", train_grids)              # doctest: +SKIP
+    >>> learner.train_step("ADD2x2:top", batch)                           # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ntpt_dist.interpreter.batch import Batch, shifted
 from ntpt_dist.interpreter.engine import restart_seed
+from ntpt_dist.interpreter.errors import NtptError
 from ntpt_dist.interpreter.lower import Lowered
+from ntpt_dist.interpreter.lower_ops import StaticNetOp
 from ntpt_dist.interpreter.nets import StackedMLP
+from ntpt_dist.search.policy import CONVERGED, JumpPolicy
 
 from . import registry
 
+# Jump detection on 200 validation grids evaluated every 20 task steps: a rise of 0.3 within
+# 25 evaluations (500 steps: a new network's digits take that long to sharpen) that ends at 0.5
+# or more. A wrong 2x2 program scores 4-15%; a restart that has not jumped after 1500 of its
+# steps, or whose best has not risen for 40 evaluations, is re-drawn.
+DEFAULT_POLICY = JumpPolicy(delta=0.3, window=25, floor=0.5, refine_evals=2, budget_steps=1500,
+                            stall_evals=40, stall_tol=0.02, solved=None)
+
+
+def _gumbel_logits(shape, gen: torch.Generator, scale: float) -> torch.Tensor:
+    u = torch.rand(shape, generator=gen).clamp(1e-12, 1 - 1e-12)
+    return scale * torch.log(-torch.log(u))
+
+
+def _onehot(logits: torch.Tensor) -> torch.Tensor:
+    return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+
+
+def _library_outputs(low: Lowered, batch: Batch, library: dict[str, StackedMLP], names: set[str]) -> Batch:
+    """``batch`` carrying the outputs of the library networks ``names`` (one copy, shared by all restarts)."""
+    cached = dict(batch.cached)
+    onehots = low._onehots(batch)
+    for op in low.plan.ops:
+        if isinstance(op, StaticNetOp) and op.net.fn.name in names:
+            rows = op.rows(batch, onehots)[0]  # [B*C, D]
+            probs = torch.softmax(library[op.net.fn.name].scores(rows)[0], -1)
+            cached[op.key] = probs.unflatten(0, (batch.size, len(op.outs))).unsqueeze(0)  # [1, B, C, K]
+    return Batch(batch.inputs, batch.tensors, batch.targets, batch.size, cached)
+
+
+@dataclass
+class _Search:
+    """R restarts of one task's Params (and of its one new network) with the library held fixed."""
+
+    low: Lowered
+    fixed: set[str]  # library networks, held fixed
+    new: set[str]  # networks trained per restart
+    opt: torch.optim.Optimizer
+    seeds: list[int]
+    history: list[list[float]]
+    steps: np.ndarray  # per restart, since it was drawn
+    drawn: int  # restarts drawn so far (the next fresh seed's index)
+    ticks: int = 0  # steps of the search
+
+    @property
+    def nets_ok(self) -> bool:
+        return len(self.new) <= 1  # the one-new-network rule
+
+
+@dataclass
+class _Program:
+    """A task's found program: fixed one-hot Params over the library networks it calls."""
+
+    low: Lowered  # one restart
+    probs: dict[str, torch.Tensor]  # Param name -> one-hot [1, *shape, K]
+    calls: set[str]
+    found_at: int  # the learner's step count when it was found
+    restarts: int  # restarts drawn for the task until then
+    val_acc: float
+
+
+@dataclass
+class Event:
+    """A task's program was found: at which learner step, after how many restarts, with which validation accuracy."""
+
+    task: str
+    step: int
+    restarts: int
+    val_acc: float
+    adopted: list[str] = field(default_factory=list)
+
 
 class NtptLearner:
-    """The :class:`~.baselines.Learner` protocol for NTPT models with a shared library.
+    """The :class:`~.baselines.Learner` protocol for NTPT with restart selection and one shared library.
+
+    Args:
+        tasks: the tasks of the lifetime, first task first.
+        restarts: program restarts searched at once per task.
+        seed: restart ``k`` of task ``t`` draws from ``restart_seed(seed, 1000 * t + k)``.
+        lr: Adam learning rate of the Params.
+        net_lr_scale: the networks' learning rate relative to ``lr`` (paper: 0.01).
+        init_scale: scale of the random Param logits.
+        augment_shift: random translation of image cells in training batches, in pixels (0: none).
+        val_size: validation grids held out of each task's training grids (see :meth:`hold_out`).
+        eval_every: task steps between two validation scores of a task's restarts.
+        policy: jump detection (:data:`DEFAULT_POLICY`).
+        models: task -> compiled model (``ntpt_dist.compile_source``); the paper's tasks default to
+            ``experiments/models`` (``registry.model_for_task``). Networks of the same name are one
+            library network, shared by every task that declares it.
+        device: torch device.
+
+    Raises:
+        NtptError: bad sizes.
+    """
+
+    def __init__(self, tasks: Sequence[str], restarts: int = 16, seed: int = 0, lr: float = 0.05,
+                 net_lr_scale: float = 0.01, init_scale: float = 1.0, augment_shift: int = 2, val_size: int = 200,
+                 eval_every: int = 20, policy: JumpPolicy = DEFAULT_POLICY, models: Optional[Mapping[str, Any]] = None,
+                 device: Any = "cpu"):
+        if restarts < 1 or val_size < 1 or eval_every < 1 or augment_shift < 0:
+            raise NtptError(f"need restarts, val_size, eval_every >= 1 and augment_shift >= 0, got {restarts}, "
+                            f"{val_size}, {eval_every}, {augment_shift}")
+        self.tasks, self.restarts, self.seed = list(tasks), restarts, seed
+        self.lr, self.net_lr = lr, lr * net_lr_scale
+        self.init_scale, self.shift, self.val_size, self.eval_every = init_scale, augment_shift, val_size, eval_every
+        self.policy, self.device = policy, torch.device(device)
+        self.models = dict(models or {})
+        for i, task in enumerate(self.tasks):
+            if task not in self.models:  # a paper task: its model from the registry
+                library = {} if i == 0 else {"net_0": None}  # the first task may introduce only one network
+                self.models[task] = registry.load_model(registry.model_for_task(task, library))
+        self.library: dict[str, StackedMLP] = {}
+        self.library_opt: dict[str, torch.optim.Optimizer] = {}
+        self.val: dict[str, Batch] = {}
+        self.searches: dict[str, _Search] = {}
+        self.programs: dict[str, _Program] = {}
+        self.events: list[Event] = []
+        self.step_count = 0
+        self._gen = torch.Generator().manual_seed(restart_seed(seed, -1))  # augmentation draws
+        self.declared = {task: set(self._lowered(task, 1).nets) for task in self.tasks}  # networks a task can call
+
+    # ---- the Learner protocol
+
+    def hold_out(self, task: str, train):
+        """Keep the last ``val_size`` of a task's training grids for validation; return the rest to train on."""
+        if len(train) <= self.val_size:
+            raise NtptError(f"{task} has {len(train)} training grids; holding out {self.val_size} for validation "
+                            "leaves none: pass more grids or a smaller val_size")
+        low = self._lowered(task, 1)
+        self.val[task] = low.batch(train.take(slice(len(train) - self.val_size, None)).batch())
+        return train.take(slice(0, len(train) - self.val_size))
+
+    def train_step(self, task: str, batch) -> float:
+        """One step on a batch of ``task``: its restarts' search, or its program's library networks."""
+        self.step_count += 1
+        if task in self.programs:
+            return self._train_library(task, batch)
+        search = self._search(task)
+        if not search.nets_ok:
+            return float("nan")  # waits until the library holds all but one of its networks
+        low = search.low
+        data = self._augment(low, low.batch(batch.batch()))
+        with torch.no_grad():
+            data = _library_outputs(low, data, self.library, search.fixed)
+        loss = low.run(data).loss
+        search.opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        search.opt.step()
+        search.steps += 1
+        search.ticks += 1
+        if search.ticks % self.eval_every == 0:
+            self._judge(task, search)
+        return float(loss.detach().mean())
+
+    @torch.no_grad()
+    def accuracy(self, task: str, data) -> float:
+        """The task's program's discrete accuracy; a task still searching: its best restart's by validation."""
+        if task in self.programs:
+            prog = self.programs[task]
+            return float(self._correct(prog.low, prog.low.batch(data.batch()), prog.probs, set())[0].double().mean())
+        search = self._search(task)
+        best = int(np.argmax([h[-1] if h else 0.0 for h in search.history]))
+        low, probs = self._single(search, best, search.new)
+        return float(self._correct(low, low.batch(data.batch()), probs, set())[0].double().mean())
+
+    # ---- introspection
+
+    def shared_networks(self) -> dict[str, StackedMLP]:
+        """The library networks (one copy each)."""
+        return dict(self.library)
+
+    def found(self) -> dict[str, Event]:
+        """Task -> the event of its program being found."""
+        return {e.task: e for e in self.events}
+
+    def program(self, task: str):
+        """The task's program (a ``Program``, with the library networks it calls), or None while it searches."""
+        prog = self.programs.get(task)
+        if prog is None:
+            return None
+        params = {name: p[0].argmax(-1).tolist() for name, p in prog.probs.items()}
+        nets = {name: net.state(0) for name, net in prog.low.nets.items()}
+        return self.models[task].program(params, nets)
+
+    # ---- internals
+
+    def _lowered(self, task: str, restarts: int, nets: Optional[dict] = None) -> Lowered:
+        return Lowered(self.models[task].flat, restarts, self.device, nets=nets)
+
+    def _augment(self, low: Lowered, batch: Batch) -> Batch:
+        if not self.shift:
+            return batch
+        k = self.shift
+        return shifted(batch, low.flat, k, lambda n: torch.randint(-k, k + 1, (2, batch.lead, n), generator=self._gen))
+
+    def _search(self, task: str) -> _Search:
+        search = self.searches.get(task)
+        called = self.declared[task]
+        if search is not None and not (search.new & set(self.library)):
+            return search
+        # first batch, or a network this search trained per restart has joined the library: start afresh
+        low = self._lowered(task, self.restarts)
+        fixed = called & set(self.library)
+        new = called - fixed
+        groups = [{"params": list(low.logits.values()), "lr": self.lr}]
+        new_tensors = [t for name in sorted(new) for _, t, _ in low.nets[name].tensors()]
+        if new_tensors:
+            groups.append({"params": new_tensors, "lr": self.net_lr})
+        search = _Search(low, fixed, new, torch.optim.Adam(groups), [0] * self.restarts,
+                         [[] for _ in range(self.restarts)], np.zeros(self.restarts, dtype=np.int64),
+                         search.drawn if search else 0)
+        for slot in range(self.restarts):
+            self._draw(task, search, slot)
+        self.searches[task] = search
+        return search
+
+    @torch.no_grad()
+    def _draw(self, task: str, search: _Search, slot: int) -> None:
+        """Fresh Params (and fresh new-network weights) for one restart, from the task's next seed."""
+        index = search.drawn
+        search.drawn += 1
+        seed = restart_seed(self.seed, 1000 * self.tasks.index(task) + index)
+        gen = torch.Generator().manual_seed(seed)
+        for name in sorted(search.low.logits):
+            logits = search.low.logits[name]
+            logits[slot] = _gumbel_logits(logits.shape[1:], gen, self.init_scale)
+        for name in sorted(search.new):
+            search.low.nets[name].init_slot(slot, gen)
+        for group in search.opt.param_groups:  # Adam's moments of the slot start from zero again
+            for t in group["params"]:
+                state = search.opt.state.get(t)
+                if state:
+                    state["exp_avg"][slot].zero_()
+                    state["exp_avg_sq"][slot].zero_()
+        search.seeds[slot], search.history[slot], search.steps[slot] = seed, [], 0
+
+    @torch.no_grad()
+    def _correct(self, low: Lowered, batch: Batch, probs: dict, fixed: set[str], chunk: int = 500) -> torch.Tensor:
+        """``[R, B]`` bool: each restart's discrete program is right on each instance."""
+        out = []
+        for start in range(0, batch.size, chunk):
+            part = _library_outputs(low, batch.slice(start, start + chunk), self.library, fixed)
+            out.append(low.run(part, param_probs=probs, hard_nets=True).correct)
+        return torch.cat(out, 1)
+
+    def _judge(self, task: str, search: _Search) -> None:
+        """Score every restart on validation; promote a converged one, re-draw the hopeless ones."""
+        low = search.low
+        probs = {name: _onehot(logits) for name, logits in low.logits.items()}
+        acc = self._correct(low, self.val[task], probs, search.fixed).double().mean(1).numpy()
+        converged = []
+        for slot in range(self.restarts):
+            search.history[slot].append(float(acc[slot]))
+            decision = self.policy.decide(search.history[slot], int(search.steps[slot]))
+            if decision == CONVERGED:
+                converged.append(slot)
+            elif decision != "continue":
+                self._draw(task, search, slot)
+        if converged:
+            best = max(converged, key=lambda slot: acc[slot])
+            self._promote(task, search, best, float(acc[best]))
+
+    def _promote(self, task: str, search: _Search, slot: int, val_acc: float) -> None:
+        low = search.low
+        probs = {name: _onehot(logits[slot : slot + 1].detach()) for name, logits in low.logits.items()}
+        calls = self._calls(task, search, slot, probs)
+        adopted = sorted(calls & search.new)
+        for name in adopted:  # the network joins the library and goes on training where it stood
+            net = StackedMLP(low.nets[name].fn, 1, self.device)
+            net.load_slot(0, low.nets[name].state(slot))
+            opt = torch.optim.Adam([t for _, t, _ in net.tensors()], lr=self.net_lr)
+            for (_, mine, _), (_, theirs, _) in zip(net.tensors(), low.nets[name].tensors()):
+                state = search.opt.state.get(theirs)
+                if state:
+                    opt.state[mine] = {"step": state["step"].clone(), **{k: state[k][slot : slot + 1].clone()
+                                                                         for k in ("exp_avg", "exp_avg_sq")}}
+            self.library[name], self.library_opt[name] = net, opt
+        prog, _ = self._single(search, slot, set())
+        self.programs[task] = _Program(prog, probs, calls, self.step_count, search.drawn, val_acc)
+        self.events.append(Event(task, self.step_count, search.drawn, val_acc, adopted))
+        del self.searches[task]
+
+    @torch.no_grad()
+    def _single(self, search: _Search, slot: int, own: set[str]) -> tuple[Lowered, dict[str, torch.Tensor]]:
+        """Restart ``slot`` of a search alone: one restart over the library networks, plus copies of
+        the networks ``own`` as that restart has them; and its one-hot Params."""
+        low = search.low
+        nets = {name: net for name, net in self.library.items() if name in low.nets}
+        for name in own:
+            nets[name] = StackedMLP(low.nets[name].fn, 1, self.device)
+            nets[name].load_slot(0, low.nets[name].state(slot))
+        single = Lowered(low.flat, 1, self.device, nets=nets)
+        return single, {name: _onehot(logits[slot : slot + 1].detach()) for name, logits in low.logits.items()}
+
+    @torch.no_grad()
+    def _calls(self, task: str, search: _Search, slot: int, probs: dict) -> set[str]:
+        """The networks restart ``slot``'s discrete program depends on: outputs change on the
+        validation grids when that network's answers are changed (each class moved by one)."""
+        low = search.low
+        one = {name: p.expand_as(low.logits[name]) for name, p in probs.items()}
+        base = _library_outputs(low, self.val[task], self.library, search.fixed)
+        ref = low.run(base, param_probs=one, hard_nets=True)
+        calls = set()
+        for name in self.declared[task]:
+            moved = dict(base.cached)
+            for op in low.plan.ops:
+                if isinstance(op, StaticNetOp) and op.net.fn.name == name:
+                    out = base.cached.get(op.key)
+                    if out is None:  # a per-restart network: its outputs of this slot
+                        x = op.rows(base, low._onehots(base))[0]
+                        out = torch.softmax(op.net.scores(x)[slot], -1).unflatten(0, (base.size, len(op.outs))).unsqueeze(0)
+                    k = out.shape[-1]
+                    moved[op.key] = F.one_hot((out.argmax(-1) + 1) % k, k).to(out.dtype)
+            fwd = low.run(Batch(base.inputs, base.tensors, base.targets, base.size, moved), param_probs=one, hard_nets=True)
+            for out_name in low.flat.decls:
+                if low.flat.decls[out_name].kind == "output":
+                    if not torch.equal(fwd.output(out_name)[slot].argmax(-1), ref.output(out_name)[slot].argmax(-1)):
+                        calls.add(name)
+        return calls
+
+    def _train_library(self, task: str, batch) -> float:
+        prog = self.programs[task]
+        low = prog.low
+        loss = low.run(self._augment(low, low.batch(batch.batch())), param_probs=prog.probs).loss
+        opts = [self.library_opt[name] for name in sorted(prog.calls)]
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        for opt in opts:
+            opt.step()
+        return float(loss.detach().mean())
+
+
+class LockstepLearner:
+    """R lifelong NTPT learners in lock step, each training its networks from every task (the first design).
+
+    Kept to reproduce the forgetting it shows (docs/results.md, scripts/diagnose_forgetting.py);
+    :class:`NtptLearner` replaces it.
 
     Args:
         tasks: the tasks of the lifetime, first task first.
@@ -72,6 +431,10 @@ class NtptLearner:
         self.param_opt = {t: torch.optim.Adam(list(low.logits.values()), lr=lr) for t, low in self.lowered.items()}
         net_tensors = [t for net in self.nets.values() for _, t, _ in net.tensors()]
         self.net_opt = torch.optim.Adam(net_tensors, lr=lr * net_lr_scale)
+
+    def shared_networks(self) -> dict[str, StackedMLP]:
+        """The library networks, all restart copies."""
+        return dict(self.nets)
 
     def train_step(self, task: str, batch) -> float:
         """One Adam step on the task's Params and on the networks it calls."""
@@ -112,7 +475,7 @@ class NtptLearner:
         return self.program(task, restart).listing()
 
 
-def best_restart(learner: NtptLearner, tasks_data: dict, tasks: Optional[Sequence[str]] = None) -> int:
+def best_restart(learner: LockstepLearner, tasks_data: dict, tasks: Optional[Sequence[str]] = None) -> int:
     """The restart whose programs score best on average over ``tasks`` (their test data)."""
     tasks = list(tasks or learner.tasks)
     scores = np.mean([learner.accuracy_per_restart(t, tasks_data[t][1]) for t in tasks], axis=0)
