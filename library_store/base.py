@@ -18,66 +18,39 @@ Data model:
   Numbered per task; the alias ``champion`` per task marks the best one;
 - a *search* is the record of one restart search: config, per-restart records
   (trajectories, status, programs), summary and winner. Only the search driver
-  writes these.
+  writes these;
+- a task's *validation data* is the batch its merges were gated on, kept from
+  its first merge so that later merges re-evaluate it from the store alone;
+- an *evaluation* is every stored task's accuracy with the library champion at
+  one point of a series (a lifetime: one evaluation after each merge), with
+  the library and program versions it measured.
 """
 
 from __future__ import annotations
 
 import abc
+import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager as ContextManager
-from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
-from ..interpreter.errors import NtptError
-from .merge import Evaluate, MergeDecision
-from .merge import merge as merge_gate
+import numpy as np
 
-NetState = dict[str, Any]
+from ..interpreter.errors import NtptError
+from ..interpreter.program import Program
+from .evaluate import Batch, StoreEvaluator, same_batch
+from .merge import Evaluate
+from .merge import merge as merge_gate
+from .records import Evaluation, MergeOutcome, NetState, NetVersion, ProgramRecord
+
+__all__ = [
+    "CHAMPION", "Evaluation", "LibraryStore", "MergeOutcome", "NetState", "NetVersion", "ProgramRecord",
+    "check_record", "new_search_id",
+]
 Version = Union[int, str, Mapping[str, int]]
 CHAMPION = "champion"
 STATUSES = ("converged", "stopped", "diverged", "failed")
-
-
-@dataclass(frozen=True)
-class NetVersion:
-    """One immutable version of one library network."""
-
-    name: str
-    version: int
-    net: NetState
-    task: Optional[str] = None
-    search_id: Optional[str] = None
-    parent: Optional[int] = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ProgramRecord:
-    """One stored program of a task with the numbers it was stored with."""
-
-    task: str
-    version: int
-    program: dict[str, Any]
-    val_acc: float
-    test_acc: Optional[float] = None
-    library_version: dict[str, int] = field(default_factory=dict)
-    search_id: Optional[str] = None
-    seed: Optional[int] = None
-    hypers: dict[str, Any] = field(default_factory=dict)
-    merge: Optional[dict[str, Any]] = None
-
-
-@dataclass(frozen=True)
-class MergeOutcome:
-    """What :meth:`LibraryStore.merge` did: the gate's decision and what it wrote."""
-
-    decision: MergeDecision
-    program: ProgramRecord
-    library_version: dict[str, int]
-    new_versions: dict[str, int]
-    attempts: int
 
 
 def new_search_id() -> str:
@@ -209,6 +182,24 @@ class LibraryStore(abc.ABC):
     def merges(self, task: Optional[str] = None) -> list[dict[str, Any]]:
         """Recorded merge decisions (``MergeDecision.to_dict()`` plus ``search_id``), oldest first."""
 
+    @abc.abstractmethod
+    def _put_validation_data(self, task: str, batch: Batch) -> None:
+        """Keep ``batch`` (name -> array) as the task's validation data; called once per task."""
+
+    @abc.abstractmethod
+    def validation_data(self, task: str) -> Optional[dict[str, Any]]:
+        """The task's validation batch (name -> numpy array, a copy), or None if none is stored."""
+
+    # ---- evaluations ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _add_evaluation(self, evaluation: Evaluation) -> None:
+        """Keep one evaluation (its series and step are new)."""
+
+    @abc.abstractmethod
+    def evaluations(self, series: Optional[str] = None) -> list[Evaluation]:
+        """Recorded evaluations of ``series`` (None: of every series), ordered by series, then step."""
+
     # ---- searches (written by the search driver only) ---------------------------------
 
     @abc.abstractmethod
@@ -310,12 +301,56 @@ class LibraryStore(abc.ABC):
             version = champion
         return self._get_program(task, int(version))
 
+    def log_evaluation(
+        self, series: str, accuracies: Mapping[str, float], *, split: str = "test", after: Optional[str] = None
+    ) -> Evaluation:
+        """Record every task's accuracy at the next step of ``series``, with the current versions.
+
+        The store numbers the steps (1, 2, ... per series) and records the champion
+        library and program versions at the time of the call, so each accuracy is
+        tied to the library version that produced it.
+
+        Args:
+            series: the series' name (e.g. ``"lifetime-1a2b3c4d"``).
+            accuracies: task -> accuracy in [0, 1].
+            split: the data they were measured on.
+            after: the task whose merge preceded this step.
+
+        Returns:
+            The recorded :class:`Evaluation`.
+
+        Raises:
+            NtptError: an accuracy outside [0, 1], or a series name other than ``[A-Za-z0-9_.:-]{1,100}``.
+
+        Example:
+            >>> from ntpt_dist.library_store.memory import MemoryStore
+            >>> MemoryStore().log_evaluation("life", {"A": 0.5}).step
+            1
+        """
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,100}", series):
+            raise NtptError(
+                f"a series name is 1-100 letters, digits or '_.:-', but got {series!r}; fix: e.g. 'lifetime-1a2b3c4d'"
+            )
+        bad = {t: a for t, a in accuracies.items() if not 0.0 <= float(a) <= 1.0}
+        if bad:
+            raise NtptError(f"accuracies must lie in [0, 1], but got {bad}; fix: log fractions, not percentages")
+        with self._merge_lock():  # one step number per call, also with concurrent writers
+            step = 1 + max((e.step for e in self.evaluations(series)), default=0)
+            programs = {t: v for t in sorted(accuracies) if (v := self.program_champion(t)) is not None}
+            evaluation = Evaluation(
+                series, step, {t: float(a) for t, a in sorted(accuracies.items())}, self.champion_versions(),
+                programs, split, after,
+            )
+            self._add_evaluation(evaluation)
+        return evaluation
+
     def merge(
         self,
         task: str,
         program: Any,
-        evaluate: Evaluate,
+        evaluate: Optional[Evaluate] = None,
         *,
+        val_data: Optional[Batch] = None,
         candidate_nets: Optional[Mapping[str, NetState]] = None,
         test_acc: Optional[float] = None,
         search_id: Optional[str] = None,
@@ -328,7 +363,17 @@ class LibraryStore(abc.ABC):
 
         Added networks always become champion; updated ones only if the gate
         accepts (see :mod:`.merge`). The earlier tasks re-evaluated are those
-        whose champion program calls an updated network. The program is stored against the library
+        whose champion program calls an updated network.
+
+        Without ``evaluate`` the gate runs from the store alone
+        (:class:`~.evaluate.StoreEvaluator`): the program is a real ``Program``
+        (or its dict), only the networks it calls are offered and versioned, and
+        every task is measured on the validation data the store keeps for it;
+        ``val_data`` is kept at a task's first merge and must equal the kept batch
+        afterwards (or be omitted). With ``evaluate`` the caller measures, and the
+        offered networks are ``candidate_nets`` or all of the program's.
+
+        The program is stored against the library
         it ends up with (its ``networks`` replaced accordingly, its ``val_acc``
         the gate's number for that library) and becomes the task's champion if
         the task has none or its ``val_acc`` is strictly higher (ties keep the incumbent).
@@ -342,8 +387,11 @@ class LibraryStore(abc.ABC):
         Args:
             task: task name.
             program: ``Program.to_dict()`` (or a Program).
-            evaluate: ``evaluate(task, library) -> accuracy``, see :func:`.merge.merge`.
-            candidate_nets: offered networks; default: all of ``program["networks"]``.
+            evaluate: ``evaluate(task, library) -> accuracy``, see :func:`.merge.merge`;
+                None: the store's own gate (above).
+            val_data: the task's validation batch (name -> array), for the store's own gate.
+            candidate_nets: offered networks; default: all of ``program["networks"]`` (with
+                the store's gate: those the program calls; others offered are ignored).
             test_acc, search_id, seed, hypers: stored with the program.
             epsilon: tolerated accuracy drop on earlier tasks.
             retries: compare-and-set attempts before giving up.
@@ -352,12 +400,29 @@ class LibraryStore(abc.ABC):
             A :class:`MergeOutcome`.
 
         Raises:
-            NtptError: the aliases kept moving for ``retries`` attempts.
+            NtptError: the aliases kept moving for ``retries`` attempts; the store's gate
+                without validation data for a task it must measure, or ``val_data`` that
+                differs from the kept batch.
 
         Example:
-            >>> out = store.merge("ADD2x2", prog.to_dict(), evaluate, search_id=sid)   # doctest: +SKIP
-            >>> out.decision.accepted, out.library_version                           # doctest: +SKIP
+            >>> out = store.merge("ADD2x2", prog, val_data=val, search_id=sid)   # doctest: +SKIP
+            >>> out.decision.accepted, out.library_version                      # doctest: +SKIP
         """
+        own_gate = evaluate is None
+        if own_gate:
+            runnable = program if isinstance(program, Program) else Program.from_dict(program)
+            evaluate = gate = StoreEvaluator(self, task, runnable, self._validation_for(task, val_data))
+            calls = gate.calls  # what each stored champion really calls
+            offered = dict(runnable.networks if candidate_nets is None else candidate_nets)
+            candidate_nets = {n: offered[n] for n in sorted(runnable.called_networks()) if n in offered}
+        elif val_data is not None:
+            raise NtptError(
+                "merge takes val_data only for the store's own gate, not with an evaluate function; "
+                "fix: drop evaluate (the store then measures every task on its kept data) or drop val_data"
+            )
+        else:
+            def calls(t: str) -> set[str]:  # without the compiler's view: every network a champion holds
+                return set(self.get_program(t).program.get("networks") or {})
         program = dict(program.to_dict() if hasattr(program, "to_dict") else program)
         own_nets = dict(program.get("networks") or {})
         candidates = dict(own_nets if candidate_nets is None else candidate_nets)
@@ -365,7 +430,7 @@ class LibraryStore(abc.ABC):
             with self._merge_lock():
                 current = self.champion_versions()
                 champion_lib = self.load_library(current)
-                earlier = self._tasks_using({n for n in candidates if n in current}, skip=task)
+                earlier = self._tasks_using({n for n in candidates if n in current}, skip=task, calls=calls)
                 decision = merge_gate(task, candidates, evaluate, epsilon, champion=champion_lib, earlier_tasks=earlier)
                 taken = decision.added + (decision.updated if decision.accepted else [])
                 tags = {"val_acc": f"{decision.val_acc:.6f}", "merge": "accepted" if decision.accepted else "added"}
@@ -379,8 +444,9 @@ class LibraryStore(abc.ABC):
                     continue
                 versions_after = {**current, **new_versions}
                 library_after = {**champion_lib, **{n: candidates[n] for n in taken}}
-                used = set(own_nets) | set(candidates)
-                networks = {n: library_after.get(n, own_nets.get(n)) for n in sorted(used)}
+                # the networks the program runs with: with the store's gate only those it calls
+                used = set(candidates) if own_gate else set(own_nets) | set(candidates)
+                networks = {**own_nets, **{n: library_after[n] for n in sorted(used) if n in library_after}}
                 library_version = {n: versions_after[n] for n in sorted(used) if n in versions_after}
                 version = self.add_program(
                     task, {**program, "networks": networks}, val_acc=decision.val_acc, test_acc=test_acc,
@@ -398,15 +464,39 @@ class LibraryStore(abc.ABC):
             "fix: retry later or serialise merges (one driver per store)"
         )
 
-    def _tasks_using(self, names: set[str], skip: str) -> list[str]:
-        """Tasks (other than ``skip``) whose champion program calls one of ``names``.
+    def _tasks_using(self, names: set[str], skip: str, calls: Callable[[str], Iterable[str]]) -> list[str]:
+        """Tasks (other than ``skip``) whose champion program calls one of ``names`` (``calls(task)``).
 
         Only they can change when those networks change, so only they are re-evaluated.
         """
         if not names:
             return []
-        return [t for t in self.tasks() if t != skip and names & set(self.get_program(t).program.get("networks") or {})]
+        return [t for t in self.tasks() if t != skip and names & set(calls(t))]
+
+    def _validation_for(self, task: str, val_data: Optional[Batch]) -> Optional[dict[str, Any]]:
+        """The task's kept validation batch; keeps ``val_data`` at the task's first merge."""
+        with self._merge_lock():
+            kept = self.validation_data(task)
+            if kept is None:
+                if val_data is None:
+                    raise NtptError(
+                        f"the store's merge gate needs validation data for task {task!r}, and store {self.uri} "
+                        "keeps none for it yet; fix: pass val_data=batch at its first merge"
+                    )
+                self._put_validation_data(task, {k: np.asarray(v) for k, v in val_data.items()})
+                return self.validation_data(task)
+        if val_data is not None and not same_batch(kept, val_data):
+            raise NtptError(
+                f"task {task!r} already has validation data in store {self.uri} "
+                f"({_count(kept)} instances), and the val_data given differs ({_count(val_data)} instances); "
+                "its merges are gated on the kept batch; fix: omit val_data, or merge under a new task name"
+            )
+        return kept
 
     def close(self) -> None:  # noqa: B027 - optional hook, not every backend holds resources
         """Release resources (connections, files). The default does nothing."""
 
+
+
+def _count(batch: Batch) -> int:
+    return len(np.asarray(next(iter(batch.values())))) if batch else 0

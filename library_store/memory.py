@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager as ContextManager
 from typing import Any, Optional
 
 from ..interpreter.errors import NtptError
-from .base import LibraryStore, NetState, NetVersion, ProgramRecord, check_record, new_search_id
+from .base import Evaluation, LibraryStore, NetState, NetVersion, ProgramRecord, check_record, new_search_id
 
 
 class MemoryStore(LibraryStore):
@@ -36,6 +36,8 @@ class MemoryStore(LibraryStore):
         self._programs: dict[str, list[ProgramRecord]] = {}
         self._program_alias: dict[str, int] = {}
         self._merges: list[dict[str, Any]] = []
+        self._validation: dict[str, dict[str, Any]] = {}
+        self._evaluations: list[Evaluation] = []
         self._searches: dict[str, dict[str, Any]] = {}
 
     # ---- library versions
@@ -149,6 +151,26 @@ class MemoryStore(LibraryStore):
     def merges(self, task: Optional[str] = None) -> list[dict[str, Any]]:
         with self._lock:
             return [copy.deepcopy(m) for m in self._merges if task is None or m["task"] == task]
+
+    def _put_validation_data(self, task: str, batch: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._validation[task] = copy.deepcopy(dict(batch))
+
+    def validation_data(self, task: str) -> Optional[dict[str, Any]]:
+        with self._lock:
+            found = self._validation.get(task)
+            return None if found is None else copy.deepcopy(found)
+
+    # ---- evaluations
+
+    def _add_evaluation(self, evaluation: Evaluation) -> None:
+        with self._lock:
+            self._evaluations.append(copy.deepcopy(evaluation))
+
+    def evaluations(self, series: Optional[str] = None) -> list[Evaluation]:
+        with self._lock:
+            found = [e for e in self._evaluations if series is None or e.series == series]
+            return copy.deepcopy(sorted(found, key=lambda e: (e.series, e.step)))
 
     # ---- searches
 

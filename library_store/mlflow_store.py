@@ -11,7 +11,9 @@ Layout (see docs/store.md):
   library version (weights as ``net.npz`` in the writing run's artifacts,
   lineage as version tags), alias ``champion`` = current library;
 - registered model ``ntpt.program.<task>``: versions are pyfunc models of the
-  task's programs, alias ``champion`` = its best program.
+  task's programs, alias ``champion`` = its best program;
+- a task's kept validation data and the evaluation series (experiment
+  ``ntpt.lifetimes``): see ``mlflow_history.py``.
 
 Merges are serialised by a file lock next to an sqlite database, and on any
 other backend by a lock taken by creating the registered model
@@ -45,6 +47,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from ..interpreter.errors import NtptError
 from .base import CHAMPION, LibraryStore, NetState, NetVersion, ProgramRecord
 from .codec import encode, read_file
+from .mlflow_history import TaskHistory
 from .mlflow_plots import trajectories_png
 from .mlflow_search import SearchLogging
 from .naming import program_model
@@ -63,7 +66,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
 
 
-class MlflowStore(SearchLogging, LibraryStore):
+class MlflowStore(SearchLogging, TaskHistory, LibraryStore):
     """A store on an MLflow tracking server or database.
 
     Args:
@@ -96,16 +99,20 @@ class MlflowStore(SearchLogging, LibraryStore):
         self._experiments: dict[str, str] = {}
         self._runs: dict[str, tuple[str, str]] = {}  # search id -> (run id, task)
         self._home_runs: dict[str, str] = {}
+        self._validation: dict[str, dict[str, Any]] = {}  # kept batches never change: read once
+        self._series_runs: dict[str, str] = {}
 
     # ---- plumbing
 
     def _experiment(self, task: str) -> str:
-        name = f"ntpt/{task}"
+        return self._experiment_named(f"ntpt/{task}", _slug(task))
+
+    def _experiment_named(self, name: str, folder: Optional[str] = None) -> str:
         if name in self._experiments:
             return self._experiments[name]
         found = self.client.get_experiment_by_name(name)
         if found is None:
-            location = f"file://{self._artifact_root}/{_slug(task)}" if self._artifact_root else None
+            location = f"file://{self._artifact_root}/{folder or _slug(name)}" if self._artifact_root else None
             try:
                 # The kind tag makes MLflow 3's UI open the runs table, not its GenAI overview.
                 experiment_id = self.client.create_experiment(

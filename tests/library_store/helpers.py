@@ -40,3 +40,48 @@ def real_program_available() -> str | None:
     except Exception as exc:  # noqa: BLE001 - any failure means: not usable yet
         return f"ntpt_dist.interpreter.program cannot rebuild a program yet ({type(exc).__name__}: {exc})"
     return None
+
+
+# ---------------------------------------------------------- real programs for the store's own gate
+# A lookup-table network on 8 integers: a linear layer whose weight row x is one-hot at mapping[x],
+# so a program's accuracy under any library is known exactly.
+
+
+def lookup_source(name: str, unused: str | None = None) -> str:
+    """``y = name(x)``; with ``unused``, a Param chooses ``name`` (0) or a 2-class ``unused`` network (1)."""
+    nets = f"@Learn([8], 8, hid_sizes=[])\ndef {name}(a):\n    pass\n\n"
+    if unused is None:
+        return nets + f"x = Input(8)\ny = Output(8)\ny.set_to({name}(x))\n"
+    return nets + (
+        f"@Learn([8], 2, hid_sizes=[])\ndef {unused}(a):\n    pass\n\n"
+        "@Runtime([2], 8)\ndef widen(b):\n    return b\n\n"
+        f"x = Input(8)\np = Param(2)\ny = Output(8)\nif p == 0:\n    y.set_to({name}(x))\nelse:\n"
+        f"    y.set_to(widen({unused}(x)))\n"
+    )
+
+
+def lookup_net(mapping: list[int], out: int = 8) -> dict[str, Any]:
+    """The NetState computing ``x -> mapping[x]`` exactly."""
+    w0 = np.zeros((8, out), dtype=np.float32)
+    w0[np.arange(8), mapping] = 10.0
+    return {"signature": f"(8)->{out}|", "state": {"w0": w0, "b0": np.zeros(out, dtype=np.float32)}}
+
+
+def lookup_program(name: str, mapping: list[int], unused: str | None = None):
+    """A compiled Program calling ``name`` = the lookup ``mapping`` (the ``unused`` network random, never called)."""
+    from ntpt_dist.interpreter.model import compile_source
+    from ntpt_dist.interpreter.program import Program
+
+    model = compile_source(lookup_source(name, unused), filename="lookup.py")
+    nets = {name: lookup_net(mapping)}
+    params = {}
+    if unused is not None:
+        nets[unused] = lookup_net([k % 2 for k in range(8)], out=2)
+        params = {"p": 0}
+    return Program(model, params, nets)
+
+
+def lookup_batch(xs: list[int], shift: int = 0) -> dict[str, np.ndarray]:
+    """Inputs ``xs``, expected output ``(x + shift) % 8``."""
+    x = np.array(xs, dtype=np.int64)
+    return {"x": x, "y": (x + shift) % 8}

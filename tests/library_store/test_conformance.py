@@ -13,9 +13,11 @@ import time
 import numpy as np
 import pytest
 from ntpt_dist.interpreter.errors import NtptError
+from ntpt_dist.interpreter.program import Program
+from ntpt_dist.library_store.evaluate import champion_accuracies
 from ntpt_dist.library_store.memory import MemoryStore
 
-from .helpers import net, program, quality, uid
+from .helpers import lookup_batch, lookup_program, net, program, quality, uid
 
 BACKENDS = ["memory", "sqlite", pytest.param("http", marks=pytest.mark.slow)]
 
@@ -221,6 +223,90 @@ def test_concurrent_merges_lose_nothing(store):
     assert len(store.merges(t1)) == 1 and len(store.merges(t2)) == 1
     champion = store.champion_versions()[name]
     assert quality(store.get_net_version(name, champion).net) == pytest.approx(0.8)
+
+
+# ------------------------------------------------------------- the store's own gate
+
+IDENTITY = list(range(8))
+LOW_ONLY = [0, 1, 3, 2, 5, 4, 7, 6]  # right on 0 and 1 only
+SHIFT = [(k + 1) % 8 for k in range(8)]
+
+
+def test_validation_data_is_kept_at_the_first_merge(store):
+    task, f = uid("T"), uid("f")
+    val = lookup_batch([0, 1, 2, 3])
+    assert store.validation_data(task) is None
+    with pytest.raises(NtptError, match="val_data=batch at its first merge"):
+        store.merge(task, lookup_program(f, IDENTITY))
+    store.merge(task, lookup_program(f, IDENTITY), val_data=val)
+    kept = store.validation_data(task)
+    assert set(kept) == {"x", "y"} and kept["x"].dtype == np.int64
+    np.testing.assert_array_equal(kept["y"], val["y"])
+    kept["y"][:] = 5  # a copy: the store's batch does not change
+    np.testing.assert_array_equal(store.validation_data(task)["y"], val["y"])
+    again = store.merge(task, lookup_program(f, IDENTITY))  # no val_data: the kept batch gates it
+    assert again.decision.new_task["before"] == pytest.approx(1.0)
+    with pytest.raises(NtptError, match="already has validation data"):
+        store.merge(task, lookup_program(f, IDENTITY), val_data=lookup_batch([0, 1]))
+    with pytest.raises(NtptError, match="only for the store's own gate"):
+        store.merge(task, lookup_program(f, IDENTITY), lambda t, lib: 0.5, val_data=val)
+
+
+def test_store_gate_rejects_forgetting_accepts_improvement_and_versions_only_called_networks(store):
+    a, b, c, f, g = uid("A"), uid("B"), uid("C"), uid("f"), uid("g")
+    first = store.merge(a, lookup_program(f, LOW_ONLY), val_data=lookup_batch([0, 1]))
+    assert first.decision.added == [f] and store.net_versions(f) == [1]
+
+    # B would retrain f into x + 1: B gains, A (1.0 on 0 and 1) would lose everything
+    forget = store.merge(b, lookup_program(f, SHIFT), val_data=lookup_batch([0, 1], shift=1))
+    d = forget.decision
+    assert not d.accepted and d.regressions == [a] and "rejected" in d.reason
+    assert (d.new_task["before"], d.new_task["after"]) == (0.0, 1.0)
+    assert (d.earlier[a]["before"], d.earlier[a]["after"]) == (1.0, 0.0)
+    assert store.net_versions(f) == [1] and store.champion_versions()[f] == 1
+    assert store.get_program(b).val_acc == 0.0 and store.get_program(b).library_version == {f: 1}
+
+    # C's f is right everywhere: C gains (0.25 -> 1), A keeps 1.0, B keeps 0.0; C's program never calls g
+    improve = store.merge(c, lookup_program(f, IDENTITY, unused=g), val_data=lookup_batch(IDENTITY * 2))
+    d = improve.decision
+    assert d.accepted and d.updated == [f] and d.added == []
+    assert (d.new_task["before"], d.new_task["after"]) == (0.25, 1.0)
+    assert set(d.earlier) == {a, b} and all(e["delta"] == 0.0 for e in d.earlier.values())
+    assert store.net_versions(f) == [1, 2] and store.champion_versions()[f] == 2
+    assert store.net_versions(g) == [] and g not in store.champion_versions()
+    assert improve.new_versions == {f: 2} and store.get_program(c).library_version == {f: 2}
+    assert [m["accepted"] for m in store.merges(b) + store.merges(c)] == [False, True]
+    program = Program.from_dict(store.get_program(c).program)  # runs as stored, g included
+    assert program.accuracy(lookup_batch(IDENTITY)) == 1.0 and program.called_networks() == {f}
+
+
+def test_champion_accuracies_use_the_library_champion(store):
+    a, c, f = uid("A"), uid("C"), uid("f")
+    store.merge(a, lookup_program(f, LOW_ONLY), val_data=lookup_batch([0, 1]))
+    wide = lookup_batch(IDENTITY)  # A's test set reaches inputs its training never saw
+    assert champion_accuracies(store, {a: wide}) == {a: 0.25}
+    store.merge(c, lookup_program(f, IDENTITY), val_data=lookup_batch(IDENTITY))
+    # A's stored program still holds the old f; the champion library lifts it (reverse transfer)
+    assert champion_accuracies(store, {a: wide, c: wide, uid("absent"): wide}) == {a: 1.0, c: 1.0}
+
+
+def test_evaluations_are_numbered_per_series_with_the_versions_they_measured(store):
+    a, f, life, other = uid("A"), uid("f"), uid("life"), uid("life")
+    store.merge(a, lookup_program(f, LOW_ONLY), val_data=lookup_batch(IDENTITY))
+    first = store.log_evaluation(life, {a: 0.25}, after=a)
+    store.merge(a, lookup_program(f, IDENTITY))
+    second = store.log_evaluation(life, {a: 1.0})
+    store.log_evaluation(other, {a: 0.5}, split="val")
+    assert (first.step, second.step) == (1, 2)
+    assert first.library_version[f] == 1 and second.library_version[f] == 2
+    assert first.programs == {a: 1} and second.programs == {a: 2} and first.after == a and second.after is None
+    assert store.evaluations(life) == [first, second]
+    mine = [e for e in store.evaluations() if e.series in (life, other)]
+    assert [(e.series, e.step, e.split) for e in mine] == sorted([(life, 1, "test"), (life, 2, "test"), (other, 1, "val")])
+    with pytest.raises(NtptError, match=r"in \[0, 1\]"):
+        store.log_evaluation(life, {a: 97.0})
+    with pytest.raises(NtptError, match="series name"):
+        store.log_evaluation("it's", {a: 0.5})
 
 
 # ------------------------------------------------------------------------ searches

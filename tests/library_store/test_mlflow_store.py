@@ -207,3 +207,31 @@ def test_pyfunc_round_trip(store):
     stored = best_program(task, store)
     assert "p = 0" in stored.source and stored.test_accuracy == 0.95
     np.testing.assert_array_equal(stored.run({"x": x})["y"], x)
+
+
+def test_evaluations_are_metrics_of_a_series_run_and_validation_an_artifact(tmp_path):
+    from ntpt_dist.library_store.mlflow_history import SERIES_EXPERIMENT, VALIDATION
+
+    from .helpers import lookup_batch, lookup_program
+
+    store = MlflowStore(f"sqlite:///{tmp_path}/mlflow.db")  # its own: the gate reads every stored champion
+    task, f, series = uid("ADD2x2") + ":top", uid("f"), uid("life")
+    store.merge(task, lookup_program(f, [0, 1, 3, 2, 5, 4, 7, 6]), val_data=lookup_batch(list(range(8))))
+    store.log_evaluation(series, {task: 0.25}, after=task)
+    store.merge(task, lookup_program(f, list(range(8))))
+    store.log_evaluation(series, {task: 1.0}, after=task)
+
+    client = store.client
+    experiment = client.get_experiment_by_name(SERIES_EXPERIMENT)
+    run = client.search_runs([experiment.experiment_id], f"tags.`ntpt.series` = '{series}'")[0]
+    history = client.get_metric_history(run.info.run_id, f"test_acc/{task}")  # Fig. 6 curve in the UI
+    assert [(m.step, m.value) for m in history] == [(1, 0.25), (2, 1.0)]
+    assert [m.value for m in client.get_metric_history(run.info.run_id, f"library/{f}")] == [1, 2]
+    assert run.info.run_name == series and run.info.status == "FINISHED"
+    home = client.search_runs([client.get_experiment_by_name(f"ntpt/{task}").experiment_id],
+                              "tags.`ntpt.role` = 'store'")[0]
+    assert home.data.tags["ntpt.validation"] == VALIDATION and home.data.tags["ntpt.validation.n"] == "8"
+    assert os.path.isfile(local_path(f"{home.info.artifact_uri}/{VALIDATION}"))
+    fresh = MlflowStore(store.uri)  # another client reads both from the store alone
+    assert [e.accuracies[task] for e in fresh.evaluations(series)] == [0.25, 1.0]
+    np.testing.assert_array_equal(fresh.validation_data(task)["x"], np.arange(8))
