@@ -1,10 +1,11 @@
 """A task's whole life: restart search on Ray -> merge into the library store.
 
 ``search_and_merge`` is what ``ntpt-dist search`` runs and ``demo`` is what
-``make demo`` runs. The merge gate re-evaluates earlier tasks' stored programs
-with the candidate networks on their validation data (regenerated
-deterministically from the task name and seed), so a network version becomes
-the library's champion only if nothing learned before gets worse.
+``make demo`` runs. The merge is the store's own gate: the store keeps each
+task's validation data from its first merge and re-evaluates the earlier
+tasks' stored programs with the candidate networks on it, so a network version
+becomes the library's champion only if nothing learned before gets worse; only
+the networks the winning program calls are offered.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, TextIO
 
 from . import registry
-from .runner import batch, task_splits
+from .runner import task_splits
 
 VAL_SIZE = 1000
 
@@ -50,42 +51,6 @@ class SearchReport:
         return "\n".join(lines)
 
 
-class ValidationEvaluator:
-    """``evaluate(task, library) -> accuracy`` for the merge gate.
-
-    The task being merged is evaluated with its new program; every other task
-    with its stored champion program. Networks named in ``library`` replace the
-    program's own.
-    """
-
-    def __init__(self, store, task: str, program, seed: int = 0, data_dir=None, n: int = VAL_SIZE):
-        self.store, self.task, self.program = store, task, program
-        self.seed, self.data_dir, self.n = seed, data_dir, n
-        self._data: dict[str, dict] = {}
-        self._programs: dict[str, Any] = {}
-
-    def _val(self, task: str) -> dict:
-        if task not in self._data:
-            from .tasks import make_task
-
-            self._data[task] = batch(make_task(task, "val", self.n, seed=self.seed + 1, data_dir=self.data_dir))
-        return self._data[task]
-
-    def _program(self, task: str):
-        if task == self.task:
-            return self.program
-        if task not in self._programs:
-            from ntpt_dist.interpreter.program import Program
-
-            self._programs[task] = Program.from_dict(self.store.get_program(task).program)
-        return self._programs[task]
-
-    def __call__(self, task: str, library: dict) -> float:
-        program = self._program(task)
-        nets = {**program.networks, **{n: s for n, s in library.items() if n in program.networks}}
-        return float(program.model.program(program.params, nets).accuracy(self._val(task)))
-
-
 def search_and_merge(
     task: str,
     store,
@@ -101,6 +66,9 @@ def search_and_merge(
     refine_evals: int = 5,
     tune_steps: int = 500,
     progress: bool = True,
+    *,
+    model: Any = None,
+    data: Optional[dict] = None,
     **search_kwargs,
 ) -> SearchReport:
     """Search a task's programs on Ray starting from the store's library, then merge the winner.
@@ -113,6 +81,9 @@ def search_and_merge(
         refine_evals: evaluations a restart keeps training after its jump (its networks improve).
         tune_steps: when the search held the library fixed (``freeze_library``), steps of
             :func:`~ntpt_dist.interpreter.tune.tune_networks` on the winner before the merge.
+        model: the compiled model to search (default: the task's, ``registry.model_for_task``).
+        data: ``{"train", "val", "test"}`` batches (default: ``task_splits`` with ``sizes``);
+            ``val`` is what the store keeps for the task at its first merge.
         search_kwargs: passed to ``ntpt_dist.search`` (``address``, ``actors``,
             ``restarts_per_actor``, ``gpus_per_actor``, ``cpus_per_actor``, ...); ``config``
             (TrainConfig options) overrides the task's recipe (``registry.recipe``).
@@ -129,9 +100,10 @@ def search_and_merge(
 
     started = time.perf_counter()
     library = store.load_library() or None
-    model = registry.load_model(registry.model_for_task(task, library))
+    model = model or registry.load_model(registry.model_for_task(task, library))
     registry.check_one_new_network(model, library)
-    data = task_splits(task, seed=seed, sizes={"val": VAL_SIZE, "test": 2000, **(sizes or {})}, data_dir=data_dir)
+    if data is None:
+        data = task_splits(task, seed=seed, sizes={"val": VAL_SIZE, "test": 2000, **(sizes or {})}, data_dir=data_dir)
     config = {**registry.recipe(task), **dict(search_kwargs.pop("config", None) or {})}
     config_with(**config)  # a bad option fails here, with its name, not in every worker
     result = search(
@@ -148,11 +120,9 @@ def search_and_merge(
                                 device=device or default_device(), **{k: v for k, v in config.items() if k != "freeze_library"})
     if program is not None:
         test_acc = program.accuracy(data["test"])
-        evaluate = ValidationEvaluator(store, task, program, seed=seed, data_dir=data_dir)
-        winner = result.winner
         merge = store.merge(
-            task, program, evaluate, test_acc=test_acc, search_id=result.search_id, seed=winner["seed"],
-            hypers=model.hypers, epsilon=epsilon,
+            task, program, val_data=data["val"], test_acc=test_acc, search_id=result.search_id,
+            seed=result.winner["seed"], hypers=model.hypers, epsilon=epsilon,
         )
     return SearchReport(task, result, merge, test_acc, store.uri, time.perf_counter() - started)
 
