@@ -48,6 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ntpt_dist.interpreter.batch import Batch, shifted
+from ntpt_dist.interpreter.calls import called_networks
 from ntpt_dist.interpreter.engine import restart_seed
 from ntpt_dist.interpreter.errors import NtptError
 from ntpt_dist.interpreter.lower import Lowered
@@ -321,7 +322,7 @@ class NtptLearner:
     def _promote(self, task: str, search: _Search, slot: int, val_acc: float) -> None:
         low = search.low
         probs = {name: _onehot(logits[slot : slot + 1].detach()) for name, logits in low.logits.items()}
-        calls = self._calls(task, search, slot, probs)
+        calls = set(called_networks(low.flat, {name: p[0].argmax(-1).numpy() for name, p in probs.items()}))
         adopted = sorted(calls & search.new)
         for name in adopted:  # the network joins the library and goes on training where it stood
             net = StackedMLP(low.nets[name].fn, 1, self.device)
@@ -349,32 +350,6 @@ class NtptLearner:
             nets[name].load_slot(0, low.nets[name].state(slot))
         single = Lowered(low.flat, 1, self.device, nets=nets)
         return single, {name: _onehot(logits[slot : slot + 1].detach()) for name, logits in low.logits.items()}
-
-    @torch.no_grad()
-    def _calls(self, task: str, search: _Search, slot: int, probs: dict) -> set[str]:
-        """The networks restart ``slot``'s discrete program depends on: outputs change on the
-        validation grids when that network's answers are changed (each class moved by one)."""
-        low = search.low
-        one = {name: p.expand_as(low.logits[name]) for name, p in probs.items()}
-        base = _library_outputs(low, self.val[task], self.library, search.fixed)
-        ref = low.run(base, param_probs=one, hard_nets=True)
-        calls = set()
-        for name in self.declared[task]:
-            moved = dict(base.cached)
-            for op in low.plan.ops:
-                if isinstance(op, StaticNetOp) and op.net.fn.name == name:
-                    out = base.cached.get(op.key)
-                    if out is None:  # a per-restart network: its outputs of this slot
-                        x = op.rows(base, low._onehots(base))[0]
-                        out = torch.softmax(op.net.scores(x)[slot], -1).unflatten(0, (base.size, len(op.outs))).unsqueeze(0)
-                    k = out.shape[-1]
-                    moved[op.key] = F.one_hot((out.argmax(-1) + 1) % k, k).to(out.dtype)
-            fwd = low.run(Batch(base.inputs, base.tensors, base.targets, base.size, moved), param_probs=one, hard_nets=True)
-            for out_name in low.flat.decls:
-                if low.flat.decls[out_name].kind == "output":
-                    if not torch.equal(fwd.output(out_name)[slot].argmax(-1), ref.output(out_name)[slot].argmax(-1)):
-                        calls.add(name)
-        return calls
 
     def _train_library(self, task: str, batch) -> float:
         prog = self.programs[task]
