@@ -30,6 +30,7 @@ from .lifelong import LifelongResult, Schedule
 DISPLAY = {
     "indep": "indep", "pnn": "PNN", "mtnn1": "MTNN-1", "mtnn2": "MTNN-2",
     "mtnn1-shared": "MTNN-1 (shared)", "mtnn2-shared": "MTNN-2 (shared)", "ntpt": "NTPT",
+    "ntpt-lockstep": "NTPT (lock-step)",
 }
 
 
@@ -134,8 +135,83 @@ def plot_lifelong(results: Sequence[LifelongResult], path: Union[str, Path], col
     return path
 
 
+def plot_fig6(results: Sequence[LifelongResult], path: Union[str, Path], ntpt: str = "ntpt", baseline: str = "mtnn2") -> Path:
+    """The paper's Fig. 6 in its three panels.
+
+    (a) top: the schedule; bottom: ADD2x2:top, NTPT solid and the baseline (MTNN-2) dashed, red bars
+    where ADD2x2:top was presented. (b) the other ADD2x2 tasks, NTPT solid and the baseline dashed.
+    (c) ADD2x2:left and APPLY2x2:left for every learner.
+
+    Raises:
+        NtptError: no NTPT result among ``results``.
+
+    Example:
+        >>> plot_fig6([ntpt_result, mtnn2_result, pnn_result], "docs/fig6.png")  # doctest: +SKIP
+    """
+    by_name = {r.learner: r for r in results}
+    if ntpt not in by_name:
+        raise NtptError(f"plot_fig6 needs the {ntpt!r} result, got {sorted(by_name)}; fix: pass its lifelong_{ntpt}.json")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    main_result, base = by_name[ntpt], by_name.get(baseline)
+    fig = plt.figure(figsize=(13, 5.2))
+    grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.6], hspace=0.35, wspace=0.22)
+    end = main_result.examples[-1] / 1000
+
+    def curve(ax, result, task, **kw):
+        ax.plot(np.asarray(result.examples) / 1000, result.accuracy[task], **kw)
+
+    top = fig.add_subplot(grid[0, 0])
+    s = main_result.schedule
+    schedule = Schedule(tuple(s["tasks"]), s["period"], s["width"])
+    seen = np.linspace(0, schedule.total, 400)
+    probs = np.array([schedule.probabilities(x) for x in seen])
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, task in enumerate(schedule.tasks):
+        top.plot(seen / 1000, probs[:, k], color=colors[k % len(colors)] if task.startswith("ADD") else "0.6",
+                 label=task if task.startswith("ADD") else ("APPLY2x2 tasks" if task.endswith("top") else None))
+    top.set(xlim=(0, end), ylim=(0, 1.05), ylabel="probability", title="(a)")
+    top.legend(fontsize=6, loc="upper right")
+    a = fig.add_subplot(grid[1, 0])
+    curve(a, main_result, "ADD2x2:top", color=colors[0], label=display_name(ntpt))
+    if base is not None:
+        curve(a, base, "ADD2x2:top", color=colors[0], linestyle="--", label=display_name(baseline))
+    x = np.asarray(main_result.examples) / 1000
+    share = np.asarray(main_result.presented["ADD2x2:top"][1:], float) / np.maximum(np.diff(np.asarray(main_result.examples, float)), 1)
+    a.bar(x[:-1], 0.1 * share, width=np.diff(x), align="edge", color="tab:red", alpha=0.5, linewidth=0)
+    a.set(xlim=(0, end), ylim=(0, 1.02), ylabel="ADD2x2:top accuracy", xlabel="training example (1000s)")
+    a.legend(fontsize=7, loc="lower right")
+
+    b = fig.add_subplot(grid[:, 1])
+    for k, task in enumerate(t for t in main_result.tasks if t.startswith("ADD2x2") and t != "ADD2x2:top"):
+        curve(b, main_result, task, color=colors[k + 1], label=f"{task} {display_name(ntpt)}")
+        if base is not None:
+            curve(b, base, task, color=colors[k + 1], linestyle="--")
+    b.set(xlim=(0, end), ylim=(0, 1.02), title="(b)", ylabel="accuracy", xlabel="training example (1000s)")
+    b.legend(fontsize=7, loc="lower right", title=f"dashed: {display_name(baseline)}", title_fontsize=7)
+
+    for row, task in enumerate(("ADD2x2:left", "APPLY2x2:left")):
+        c = fig.add_subplot(grid[row, 2])
+        for r in results:
+            if task in r.accuracy:
+                curve(c, r, task, label=display_name(r.learner), linewidth=2 if r.learner == ntpt else 1)
+        c.set(xlim=(0, end), ylim=(0, 1.02), ylabel=f"{task} accuracy", title="(c)" if row == 0 else None)
+        if row == 1:
+            c.set_xlabel("training example (1000s)")
+            c.legend(fontsize=6, loc="center right")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Read ``lifelong_<model>.json`` files and write ``<out>/lifelong.png`` and ``<out>/lifelong.md`` for all of them.
+    """Read ``lifelong_<model>.json`` files and write ``<out>/lifelong.png``, ``<out>/lifelong.md`` and, with an
+    NTPT result among them, the paper's three-panel ``<out>/fig6.png``.
 
     Returns the exit status: 0, or 2 after printing ``error: ...`` for unreadable input.
 
@@ -156,6 +232,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 raise NtptError(f"cannot read a LifelongResult from {name}: {err}; fix: pass lifelong_<model>.json files") from err
         out = Path(args.out)
         plot_lifelong(results, out / "lifelong.png")
+        if any(r.learner == "ntpt" for r in results):
+            plot_fig6(results, out / "fig6.png")
         table = accuracy_table(results)
         (out / "lifelong.md").write_text(table + "\n")
         print(table)

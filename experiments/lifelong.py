@@ -215,6 +215,52 @@ class LifelongResult:
         return cls(**d)
 
 
+def own_training_end(result: LifelongResult, task: str, share: float = 0.01) -> int:
+    """The evaluation index at which ``task``'s own training ended: the first one after which
+    the schedule gives the task less than ``share`` of the draws for the rest of the lifetime.
+
+    Example:
+        >>> r = LifelongResult("m", ["A", "B"], [0, 100, 150, 200], {"A": [0, .5, .6, .6], "B": [0, .1, .8, .9]},
+        ...                    schedule={"tasks": ["A", "B"], "period": 100, "width": 0.15})
+        >>> own_training_end(r, "A"), own_training_end(r, "B")
+        (2, 3)
+    """
+    s = result.schedule
+    schedule = Schedule(tuple(s["tasks"]), s["period"], s["width"])
+    k = schedule.tasks.index(task)
+    seen = np.linspace(0, schedule.total, 2001)
+    drawn = np.array([schedule.probabilities(t)[k] for t in seen]) >= share
+    last = seen[np.flatnonzero(drawn)[-1]] if drawn.any() else 0.0
+    return int(np.searchsorted(np.asarray(result.examples), last))  # first evaluation at or after it
+
+
+def summary(result: LifelongResult, command: str = "") -> dict:
+    """What docs/lifelong_schedule.json records: each task's final and peak accuracy, its accuracy when
+    its own training ended (the schedule stops drawing it) and the change since (reverse transfer > 0,
+    forgetting < 0), plus the wall times and, for NTPT, when each program was found.
+
+    Example:
+        >>> r = LifelongResult("m", ["A"], [0, 100], {"A": [0.1, 0.7]}, schedule={"tasks": ["A"], "period": 100, "width": 0.5})
+        >>> summary(r)["peak"], summary(r)["after_own_training"]
+        ({'A': 0.7}, {'A': 0.7})
+    """
+    ends = {t: min(own_training_end(result, t), len(result.examples) - 1) for t in result.tasks}
+    after = {t: result.accuracy[t][ends[t]] for t in result.tasks}
+    return {
+        "learner": result.learner,
+        "final": result.final(),
+        "peak": {t: max(result.accuracy[t]) for t in result.tasks},
+        "after_own_training": after,
+        "own_training_ended_at": {t: result.examples[ends[t]] for t in result.tasks},
+        "change_since_own_training": {t: result.final()[t] - after[t] for t in result.tasks},
+        "examples": result.examples[-1],
+        "train_s": result.train_s,
+        "eval_s": result.eval_s,
+        "found": result.found,
+        "command": command,
+    }
+
+
 class _Deck:
     """Shuffled passes over a task's training instances (each used equally often)."""
 
@@ -394,9 +440,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             result = run_lifelong(learner, data, Schedule(), args.batch_size, args.eval_every, args.scale, args.seed, name=model,
                                   log=lambda line: print(line, flush=True))
             (out / f"lifelong_{model}.json").write_text(json.dumps(result.to_dict(), indent=1))
+            command = "ntpt-dist lifelong " + " ".join(argv if argv is not None else sys.argv[2:])
+            (out / f"summary_{model}.json").write_text(json.dumps(summary(result, command), indent=1))
             print(f"{model}: train {result.train_s:.0f} s, eval {result.eval_s:.0f} s", flush=True)
             results.append(result)
         figures.plot_lifelong(results, out / "lifelong.png")
+        if "ntpt" in models:
+            figures.plot_fig6(results, out / "fig6.png")
         table = figures.accuracy_table(results)
         (out / "lifelong.md").write_text(table + "\n")
         print(table)

@@ -17,6 +17,7 @@ from ntpt_dist.experiments.lifelong import (
     main,
     make_learner,
     run_lifelong,
+    summary,
 )
 from ntpt_dist.interpreter.errors import NtptError
 
@@ -141,6 +142,23 @@ def test_accuracy_table_has_a_row_per_task_and_a_column_per_learner():
 def test_plot_lifelong_writes_a_png(tmp_path):
     path = figures.plot_lifelong([fake_result("indep", 0.3), fake_result("mtnn1", 0.5)], tmp_path / "sub" / "fig.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_plot_fig6_draws_the_papers_three_panels_and_needs_the_ntpt_result(tmp_path):
+    path = figures.plot_fig6([fake_result("ntpt", 0.9), fake_result("mtnn2", 0.5), fake_result("pnn", 0.4)], tmp_path / "fig6.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    with pytest.raises(NtptError, match="'ntpt' result"):
+        figures.plot_fig6([fake_result("mtnn2", 0.5)], tmp_path / "no.png")
+
+
+def test_summary_reports_final_peak_and_the_change_since_a_tasks_own_training():
+    r = fake_result("ntpt", 0.9)
+    r.accuracy["ADD2x2:top"] = [0.05, 0.95, 0.9]  # fell after its own training ended
+    s = summary(r, "ntpt-dist lifelong ...")
+    assert s["final"]["ADD2x2:top"] == 0.9 and s["peak"]["ADD2x2:top"] == 0.95
+    assert s["own_training_ended_at"]["ADD2x2:top"] == 2_560  # the first of the 8 bumps ends early
+    assert s["change_since_own_training"]["ADD2x2:top"] == pytest.approx(-0.05)
+    assert s["own_training_ended_at"]["APPLY2x2:right"] == 5_120 and s["command"] == "ntpt-dist lifelong ..."
 
 
 # --- main -------------------------------------------------------------------------------
