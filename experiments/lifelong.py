@@ -388,7 +388,11 @@ def prepare_data(
 
 def build_parser() -> argparse.ArgumentParser:
     """The options of :func:`main`."""
-    p = argparse.ArgumentParser(prog="python -m ntpt_dist.experiments.lifelong", description="Lifelong learning on the 8 2x2 tasks (paper Fig. 6, 7).")
+    p = argparse.ArgumentParser(prog="ntpt-dist lifelong", description=(
+        "Lifelong learning on the 8 2x2 tasks (paper Fig. 6, 7). --mode schedule (default): the paper's "
+        "time-evolving task mixture, the options below; --mode store: the product's lifetime, one search and "
+        "gated merge per task through the store (see `ntpt-dist lifelong --mode store --help`)."))
+    p.add_argument("--mode", choices=MODES, default="schedule", help="schedule (default) or store")
     p.add_argument("--models", default="indep,pnn,mtnn1,mtnn2", help=f"comma-separated learners from: {', '.join(LEARNERS)}")
     p.add_argument("--scale", type=float, default=1.0, help="lifetime scale: 1 = 512k examples, 0.1 = 51.2k")
     p.add_argument("--batch-size", type=int, default=50)
@@ -407,8 +411,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+MODES = ("schedule", "store")
+
+
+def _mode(argv: list[str]) -> tuple[str, list[str]]:
+    """``--mode schedule|store`` taken out of ``argv`` (default: schedule), and the rest."""
+    rest, mode = list(argv), "schedule"
+    for i, arg in enumerate(rest):
+        if arg == "--mode" or arg.startswith("--mode="):
+            value = arg.partition("=")[2] if "=" in arg else (rest[i + 1] if i + 1 < len(rest) else "")
+            del rest[i : i + (1 if "=" in arg else 2)]
+            if value not in MODES:
+                raise NtptError(f"--mode must be one of {', '.join(MODES)}, got {value!r}")
+            mode = value
+            break
+    return mode, rest
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the lifelong experiment for each model; write ``<out>/lifelong_<model>.json``, ``lifelong.png``, ``lifelong.md``.
+
+    ``--mode schedule`` (the default) is the paper's lifetime: batches from the time-evolving task
+    mixture. ``--mode store`` is the product's lifetime (``experiments.lifelong_store``): per task one
+    restart search on Ray and one gated merge into the store; its options are that module's.
 
     Returns the exit status: 0, or 2 after printing ``error: ...`` for a user error.
 
@@ -416,11 +441,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         >>> main(["--models", "mtnn2", "--scale", "0.05", "--test-size", "500"])  # doctest: +SKIP
         0
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        mode, rest = _mode(argv)
+    except NtptError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if mode == "store":  # the product's lifetime: searches and gated merges through the store
+        from . import lifelong_store
+
+        return lifelong_store.main(rest, prog="ntpt-dist lifelong --mode store")
     import torch  # imported here so `--help` stays fast
 
     from . import figures
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(rest)
     try:
         models = [m.strip() for m in args.models.split(",") if m.strip()]
         unknown = [m for m in models if m not in LEARNERS]
@@ -440,7 +475,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             result = run_lifelong(learner, data, Schedule(), args.batch_size, args.eval_every, args.scale, args.seed, name=model,
                                   log=lambda line: print(line, flush=True))
             (out / f"lifelong_{model}.json").write_text(json.dumps(result.to_dict(), indent=1))
-            command = "ntpt-dist lifelong " + " ".join(argv if argv is not None else sys.argv[2:])
+            command = "ntpt-dist lifelong " + " ".join(argv)
             (out / f"summary_{model}.json").write_text(json.dumps(summary(result, command), indent=1))
             print(f"{model}: train {result.train_s:.0f} s, eval {result.eval_s:.0f} s", flush=True)
             results.append(result)

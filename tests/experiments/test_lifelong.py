@@ -226,3 +226,14 @@ def test_figures_main_combines_result_files(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{}")
     assert figures.main([str(tmp_path / "bad.json")]) == 2
     assert capsys.readouterr().err.startswith("error: cannot read a LifelongResult from")
+
+
+def test_main_sends_mode_store_to_the_store_lifetime_and_refuses_an_unknown_mode(monkeypatch, capsys):
+    from ntpt_dist.experiments import lifelong, lifelong_store
+
+    seen = {}
+    monkeypatch.setattr(lifelong_store, "main", lambda argv, prog: seen.setdefault("argv", argv) and 0)
+    assert lifelong.main(["--mode", "store", "--store", "/tmp/s", "--restarts", "2"]) == 0
+    assert seen["argv"] == ["--store", "/tmp/s", "--restarts", "2"]
+    assert lifelong.main(["--mode=tree"]) == 2
+    assert "--mode must be one of schedule, store, got 'tree'" in capsys.readouterr().err
