@@ -113,9 +113,6 @@ class _Program:
     low: Lowered  # one restart
     probs: dict[str, torch.Tensor]  # Param name -> one-hot [1, *shape, K]
     calls: set[str]
-    found_at: int  # the learner's step count when it was found
-    restarts: int  # restarts drawn for the task until then
-    val_acc: float
 
 
 @dataclass
@@ -194,6 +191,9 @@ class NtptLearner:
         self.step_count += 1
         if task in self.programs:
             return self._train_library(task, batch)
+        if task not in self.val:
+            raise NtptError(f"{task} has no validation grids to judge its restarts; fix: call hold_out({task!r}, "
+                            "train) first (run_lifelong does)")
         search = self._search(task)
         if not search.nets_ok:
             return float("nan")  # waits until the library holds all but one of its networks
@@ -335,7 +335,7 @@ class NtptLearner:
                                                                          for k in ("exp_avg", "exp_avg_sq")}}
             self.library[name], self.library_opt[name] = net, opt
         prog, _ = self._single(search, slot, set())
-        self.programs[task] = _Program(prog, probs, calls, self.step_count, search.drawn, val_acc)
+        self.programs[task] = _Program(prog, probs, calls)
         self.events.append(Event(task, self.step_count, search.drawn, val_acc, adopted))
         del self.searches[task]
 
