@@ -4,32 +4,46 @@ Each actor holds one :class:`~.worker.BlockWorker` (so one block of restart
 slots on one device); the model travels as source + hypers and is compiled in
 the actor; the training data is put in the object store once and shared.
 
-Local mode starts Ray on loopback without the dashboard (architecture.md,
-"Environment hygiene"); ``address="auto"`` or ``"ray://host:10001"`` joins a
-cluster. A Ray session that is already initialised (a notebook, a test
-fixture, ``ray.cluster_utils.Cluster``) is reused and left running. Never
-``ray stop``: that kills every Ray process on the machine.
+Without an address a search starts a fresh single-node Ray of its own (never
+one found through ``RAY_ADDRESS`` or the cluster ``ray start`` recorded), whose
+processes listen on 127.0.0.1 only and try to reach no other host
+(docs/security.md, "The local cluster"). ``address="auto"``,
+``"host:port"`` or ``"ray://host:10001"`` joins a cluster, which must answer
+within seconds. A Ray session that is already initialised in this process (a
+notebook, a test fixture, ``ray.cluster_utils.Cluster``) is reused and left
+running. Never ``ray stop``: that kills every Ray process on the machine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterator
 from typing import Any, Optional
+from unittest import mock
 
 import ray
+from ray._private import ray_constants
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
 
+from ..interpreter.errors import NtptError
 from .backends import ActorLost
 from .worker import Assignment, BlockWorker
+
+LOOPBACK = "127.0.0.1"
 
 
 def init_ray(address: Optional[str] = None, **kwargs: Any) -> bool:
     """Start or join Ray unless a session exists; returns whether this call started it.
 
     Args:
-        address: ``None`` for a local Ray on loopback, ``"auto"`` or ``"ray://..."`` to join.
+        address: ``None`` (or ``"local"``) for a fresh local Ray on 127.0.0.1;
+            ``"auto"``, ``"host:port"`` or ``"ray://host:port"`` to join a cluster.
         kwargs: passed to ``ray.init`` (e.g. ``num_cpus``).
+
+    Raises:
+        NtptError: the local Ray did not come up on loopback.
 
     Example:
         >>> started = init_ray(num_cpus=2)   # doctest: +SKIP
@@ -38,17 +52,55 @@ def init_ray(address: Optional[str] = None, **kwargs: Any) -> bool:
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    if address is None:
-        # on these machines this made every Ray listener bind 127.0.0.1 (architecture.md)
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        # Ray renices its workers to 15; here they *are* the job, and at 15 any other process on the
-        # machine starves them (measured: 3% of a core beside two busy processes).
-        os.environ.setdefault("RAY_worker_niceness", "0")
-        kwargs.setdefault("include_dashboard", False)
     kwargs.setdefault("log_to_driver", True)
     kwargs.setdefault("logging_level", "warning")
-    ray.init(address=address, **kwargs)
+    if address in (None, "local"):
+        _start_local(**kwargs)
+    else:
+        ray.init(address=address, **kwargs)
     return True
+
+
+def _start_local(**kwargs: Any) -> None:
+    """A single-node Ray whose processes all take 127.0.0.1 as the node's address, so they listen there only."""
+    kwargs.setdefault("include_dashboard", False)
+    kwargs.setdefault("_node_ip_address", LOOPBACK)
+    env = {
+        # Read by every process the cluster starts (they inherit this environment). With Ray's
+        # cluster mode off a process takes 127.0.0.1 as its node's address instead of asking the
+        # network for the host's outward one, and Ray binds its servers to the node's address.
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        # Ray renices its workers to 15; here they *are* the job, and at 15 any other process on the
+        # machine starves them (measured: 3% of a core beside two busy processes).
+        "RAY_worker_niceness": os.environ.get("RAY_worker_niceness", "0"),
+    }
+    # ray.init turns a node address of 127.0.0.1 into the host's outward address unless cluster mode
+    # is off, and this process read that setting when it imported ray: turn it off for this call.
+    with _environ(env), mock.patch.object(ray_constants, "ENABLE_RAY_CLUSTER", False, create=True):
+        ray.init(**kwargs)
+    node_ip = ray.util.get_node_ip_address()
+    if node_ip != kwargs["_node_ip_address"]:
+        ray.shutdown()
+        raise NtptError(
+            f"the local Ray came up on {node_ip}, not on {kwargs['_node_ip_address']}, so its servers would "
+            f"listen beyond this machine (Ray {ray.__version__} ignored the node address); "
+            "fix: start a cluster yourself (ray start --head --node-ip-address 127.0.0.1) and pass --address auto"
+        )
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` while the block runs (what Ray's processes inherit), then as before."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 class RayWorker:
