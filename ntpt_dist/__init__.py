@@ -14,10 +14,28 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 
 # Nothing may phone home: set before Ray or MLflow are imported; users can override.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def _recheck_mlflow_telemetry() -> None:
+    """MLflow imported before this package read its setting already: make it read it again."""
+    try:
+        from mlflow.telemetry import get_telemetry_client, set_telemetry_client
+
+        client = get_telemetry_client()
+        set_telemetry_client()  # none from now on, as MLFLOW_DISABLE_TELEMETRY says
+        if client is not None and get_telemetry_client() is None:
+            client.flush(terminate=True)  # and the old one's threads, if it started any, stop
+    except Exception:  # an MLflow without this API: nothing more can be done from here
+        pass
+
+
+if "mlflow.telemetry" in sys.modules:
+    _recheck_mlflow_telemetry()
 
 _EXPORTS = {
     "NtptError": "ntpt_dist.interpreter.errors",

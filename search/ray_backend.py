@@ -32,6 +32,8 @@ from .backends import ActorLost
 from .worker import Assignment, BlockWorker
 
 LOOPBACK = "127.0.0.1"
+TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
+NO_PROXY_HERE = "http://127.0.0.1:9"  # the discard port: a proxy that refuses every request, on loopback
 
 
 def init_ray(address: Optional[str] = None, **kwargs: Any) -> bool:
@@ -73,6 +75,14 @@ def _start_local(**kwargs: Any) -> None:
         # Ray renices its workers to 15; here they *are* the job, and at 15 any other process on the
         # machine starves them (measured: 3% of a core beside two busy processes).
         "RAY_worker_niceness": os.environ.get("RAY_worker_niceness", "0"),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        # Ray's dashboard process asks the cloud metadata addresses (169.254.169.254,
+        # metadata.google.internal) which cloud it runs on even with usage statistics off
+        # (ray/_common/usage/usage_lib.py: get_cluster_config_to_report runs before the flag is
+        # checked), and no setting turns that off. Its requests go through this HTTP proxy, where
+        # nothing listens, so they fail on loopback without a DNS lookup; loopback is exempt.
+        **{name: NO_PROXY_HERE for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY")},
+        **{name: "127.0.0.1,localhost,::1" for name in ("no_proxy", "NO_PROXY")},
     }
     # ray.init turns a node address of 127.0.0.1 into the host's outward address unless cluster mode
     # is off, and this process read that setting when it imported ray: turn it off for this call.
@@ -103,6 +113,15 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def worker_env() -> dict[str, str]:
+    """What every actor's environment says on telemetry, on this driver's cluster or a user's.
+
+    The driver's own settings (ntpt_dist's defaults, unless the user set them) travel
+    with each actor: on another node its environment is that node's, not the driver's.
+    """
+    return {name: os.environ.get(name, default) for name, default in TELEMETRY_OFF.items()}
+
+
 class RayWorker:
     """The actor body: a BlockWorker plus where it runs (for records and fault tests)."""
 
@@ -123,7 +142,8 @@ class RayWorker:
         return out
 
     def info(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(), "name": self.where}
+        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(), "name": self.where,
+                "env": {name: os.environ.get(name) for name in TELEMETRY_OFF}}
 
 
 class RayBackend:
@@ -150,7 +170,8 @@ class RayBackend:
         self.gpus = gpus_per_actor
         self.device = kwargs.pop("device", None) or ("cuda" if gpus_per_actor > 0 else "cpu")
         # max_restarts=0: the driver, not Ray, decides what a dead actor's restarts become
-        self._cls = ray.remote(num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, max_restarts=0)(RayWorker)
+        self._cls = ray.remote(num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, max_restarts=0,
+                               runtime_env={"env_vars": worker_env()})(RayWorker)
         self._actors: dict[int, Any] = {}
         self._n = 0
 

@@ -112,3 +112,16 @@ def test_ray_search_of_a_compiled_source_finds_a_half_adder(local_ray):
     best = result.best_program()
     assert best is not None and best.accuracy(data) == 1.0
     assert best.run(data)["total"].tolist() == (a ^ b).tolist()
+
+
+def test_actors_run_with_the_drivers_telemetry_settings(local_ray, monkeypatch):
+    # set after the cluster started, so only the actor's runtime env can carry them there
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "TRUE")
+    monkeypatch.delenv("RAY_USAGE_STATS_ENABLED", raising=False)
+    backend = RayBackend({"model_spec": ModelSpec("src"), "data": {"x": [0]}, "slots": 1,
+                          "block_factory": fakes.fake_factory()}, cpus_per_actor=0.5)
+    try:
+        env = ray.get(backend.actor(backend.spawn()).info.remote())["env"]
+    finally:
+        backend.shutdown()
+    assert env == {"MLFLOW_DISABLE_TELEMETRY": "TRUE", "RAY_USAGE_STATS_ENABLED": "0"}

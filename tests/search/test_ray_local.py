@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import ray
@@ -19,6 +25,7 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads sockets and processes from Linux's /proc"),
 ]
 
+REPO = Path(__file__).resolve().parents[2]
 POLICY = JumpPolicy(delta=0.5, window=3, floor=0.8, refine_evals=2, budget_steps=300)
 WORKER_KWARGS = {"model_spec": ("src", {}), "data": {"x": [0]}, "slots": 4, "policy": POLICY, "eval_every": 25,
                  "block_factory": fakes.fake_factory(step_cost_s=0.001)}
@@ -63,3 +70,56 @@ def test_the_local_ray_listens_on_loopback_only(no_ray_session):
     assert {p.process for p in backend.listeners} >= {"ray::RayWorker"}, backend.listeners  # workers listen too
     exposed = [p for p in backend.listeners if not netprobe.is_loopback(p.address)]
     assert not exposed, f"Ray processes listen beyond loopback: {exposed}"
+
+
+# MLflow turns its telemetry off by itself under pytest and CI: the traced run must see none of these,
+# so that the defaults under test are ntpt-dist's own.
+TEST_ENVIRONMENT = ("PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "GITLAB_CI", "JENKINS_URL", "BUILDKITE",
+                    "MLFLOW_DISABLE_TELEMETRY", "RAY_USAGE_STATS_ENABLED", "DO_NOT_TRACK", "RAY_ADDRESS")
+SOCKADDR = re.compile(r"\{sa_family=(AF_\w+)(.*?)\}")
+ADDRESS = re.compile(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"')
+
+
+def off_host_connects(trace: str) -> tuple[list[str], int]:
+    """(connect calls to anything but loopback or a local socket, number of connect calls to loopback)."""
+    off_host, loopback = [], 0
+    for line in trace.splitlines():
+        if " connect(" not in line or "resumed>" in line:
+            continue
+        found = SOCKADDR.search(line)
+        if found is None or found.group(1) in ("AF_UNIX", "AF_NETLINK", "AF_UNSPEC"):
+            continue  # AF_UNSPEC: dissolving a UDP socket's association
+        address = ADDRESS.search(found.group(2))
+        if address and netprobe.is_loopback(address.group(1) or address.group(2)):
+            loopback += 1
+        else:
+            off_host.append(line.strip())
+    return off_host, loopback
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_a_local_search_connects_to_nothing_off_the_host(tmp_path):
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (apt-get install strace): it traces the search's connect calls")
+    if subprocess.run([strace, "-f", "-o", os.devnull, "true"], capture_output=True).returncode != 0:
+        pytest.skip("strace cannot trace here (ptrace not permitted): it traces the search's connect calls")
+    ray_tmp = tempfile.mkdtemp(prefix="ntpt-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    env = {k: v for k, v in os.environ.items() if k not in TEST_ENVIRONMENT}
+    env["RAY_TMPDIR"] = ray_tmp
+    trace_file = tmp_path / "connects.txt"
+    try:
+        run = subprocess.run(
+            [strace, "-f", "-qq", "-e", "trace=connect", "-o", str(trace_file),
+             sys.executable, "-m", "tests.search.traced_search", str(tmp_path / "store")],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=360,
+        )
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    outcome = json.loads(run.stdout.strip().splitlines()[-1])
+    assert outcome["stop"] == "usage_module_ran" and outcome["finished"] >= 8, outcome
+    off_host, loopback = off_host_connects(trace_file.read_text())
+    assert loopback > 0, "the trace saw no connect at all: it did not follow the search's processes"
+    assert not off_host, "a default local search tried to reach other hosts:\n" + "\n".join(off_host[:20])
