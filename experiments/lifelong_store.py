@@ -79,6 +79,7 @@ class TaskRun:
     reason: str
     own_val_acc: Optional[float]  # the winner with its own networks, on the task's validation data
     own_test_acc: Optional[float]  # ... and on its test data (before the gate)
+    stored_test_acc: Optional[float]  # the program as stored (with the networks the gate left it)
     gate: Optional[dict[str, Any]]  # new_task {before, after}, earlier {task: {before, after, delta}}
     new_versions: dict[str, int]
     wall_s: float
@@ -168,11 +169,11 @@ def _task_run(task: str, report: Any, wall_s: float) -> TaskRun:
     result, merge = report.result, report.merge
     if merge is None:
         return TaskRun(task, result.search_id, dict(result.counts), False, None,
-                       "no restart converged: nothing merged", None, None, None, {}, wall_s)
+                       "no restart converged: nothing merged", None, None, None, None, {}, wall_s)
     d = merge.decision
     return TaskRun(
         task, result.search_id, dict(result.counts), True, d.accepted, d.reason, result.winner["program_val_acc"],
-        report.test_accuracy, {"new_task": d.new_task, "earlier": d.earlier, "added": d.added, "updated": d.updated},
+        report.test_accuracy, merge.program.test_acc, {"new_task": d.new_task, "earlier": d.earlier, "added": d.added, "updated": d.updated},
         dict(merge.new_versions), wall_s,
     )
 

@@ -26,7 +26,7 @@ class SearchReport:
     task: str
     result: Any  # search.records.SearchResult
     merge: Any  # library_store.base.MergeOutcome or None
-    test_accuracy: Optional[float]
+    test_accuracy: Optional[float]  # the winner with its own networks; merge.program.test_acc: as stored
     store_uri: str
     wall_s: float
 
@@ -45,8 +45,10 @@ class SearchReport:
             lines.append(f"validation accuracy {r.winner['program_val_acc']:.4f}   test accuracy {self.test_accuracy:.4f}")
         if self.merge is not None:
             d = self.merge.decision
+            stored = self.merge.program
             lines.append(f"merge: {d.reason}")
-            lines.append(f"library now: {self.merge.library_version}")
+            lines.append(f"stored with library {self.merge.library_version}: validation accuracy "
+                         f"{stored.val_acc:.4f}   test accuracy {stored.test_acc:.4f}")
         lines += ["", f"store: {self.store_uri}", f"open the UI: ntpt-dist ui --store {self.store_uri}"]
         return "\n".join(lines)
 
@@ -121,7 +123,7 @@ def search_and_merge(
     if program is not None:
         test_acc = program.accuracy(data["test"])
         merge = store.merge(
-            task, program, val_data=data["val"], test_acc=test_acc, search_id=result.search_id,
+            task, program, val_data=data["val"], test_data=data["test"], search_id=result.search_id,
             seed=result.winner["seed"], hypers=model.hypers, epsilon=epsilon,
         )
     return SearchReport(task, result, merge, test_acc, store.uri, time.perf_counter() - started)

@@ -351,6 +351,7 @@ class LibraryStore(abc.ABC):
         evaluate: Optional[Evaluate] = None,
         *,
         val_data: Optional[Batch] = None,
+        test_data: Optional[Batch] = None,
         candidate_nets: Optional[Mapping[str, NetState]] = None,
         test_acc: Optional[float] = None,
         search_id: Optional[str] = None,
@@ -392,6 +393,8 @@ class LibraryStore(abc.ABC):
             val_data: the task's validation batch (name -> array), for the store's own gate.
             candidate_nets: offered networks; default: all of ``program["networks"]`` (with
                 the store's gate: those the program calls; others offered are ignored).
+            test_data: with the store's gate, a test batch: the stored ``test_acc`` is then the
+                program's accuracy on it with the networks it is stored with (not kept).
             test_acc, search_id, seed, hypers: stored with the program.
             epsilon: tolerated accuracy drop on earlier tasks.
             retries: compare-and-set attempts before giving up.
@@ -415,10 +418,10 @@ class LibraryStore(abc.ABC):
             calls = gate.calls  # what each stored champion really calls
             offered = dict(runnable.networks if candidate_nets is None else candidate_nets)
             candidate_nets = {n: offered[n] for n in sorted(runnable.called_networks()) if n in offered}
-        elif val_data is not None:
+        elif val_data is not None or test_data is not None:
             raise NtptError(
-                "merge takes val_data only for the store's own gate, not with an evaluate function; "
-                "fix: drop evaluate (the store then measures every task on its kept data) or drop val_data"
+                "merge takes val_data and test_data only for the store's own gate, not with an evaluate "
+                "function; fix: drop evaluate (the store then measures every task on its kept data) or drop them"
             )
         else:
             def calls(t: str) -> set[str]:  # without the compiler's view: every network a champion holds
@@ -448,6 +451,8 @@ class LibraryStore(abc.ABC):
                 used = set(candidates) if own_gate else set(own_nets) | set(candidates)
                 networks = {**own_nets, **{n: library_after[n] for n in sorted(used) if n in library_after}}
                 library_version = {n: versions_after[n] for n in sorted(used) if n in versions_after}
+                if test_data is not None:  # measured as stored: a rejected update is not what runs
+                    test_acc = Program(runnable.model, runnable.params, networks).accuracy(test_data)
                 version = self.add_program(
                     task, {**program, "networks": networks}, val_acc=decision.val_acc, test_acc=test_acc,
                     library_version=library_version, search_id=search_id, seed=seed, hypers=hypers,

@@ -73,6 +73,7 @@ def test_the_gate_rejects_the_forgetting_update(lifetime):
     store, out = lifetime
     t2 = out["tasks"][1]
     assert t2["own_val_acc"] == 1.0 and t2["own_test_acc"] == 1.0  # the search solved T2 by retraining f
+    assert t2["stored_test_acc"] == 0.0  # but the program is stored with the champion f
     assert t2["merged"] and t2["accepted"] is False and "'T1' 1.0000 -> 0.0000" in t2["reason"]
     assert t2["gate"]["earlier"]["T1"] == {"before": 1.0, "after": 0.0, "delta": -1.0}
     assert t2["new_versions"] == {}

@@ -250,6 +250,8 @@ def test_validation_data_is_kept_at_the_first_merge(store):
         store.merge(task, lookup_program(f, IDENTITY), val_data=lookup_batch([0, 1]))
     with pytest.raises(NtptError, match="only for the store's own gate"):
         store.merge(task, lookup_program(f, IDENTITY), lambda t, lib: 0.5, val_data=val)
+    with pytest.raises(NtptError, match="only for the store's own gate"):
+        store.merge(task, lookup_program(f, IDENTITY), lambda t, lib: 0.5, test_data=val)
 
 
 def test_store_gate_rejects_forgetting_accepts_improvement_and_versions_only_called_networks(store):
@@ -258,13 +260,15 @@ def test_store_gate_rejects_forgetting_accepts_improvement_and_versions_only_cal
     assert first.decision.added == [f] and store.net_versions(f) == [1]
 
     # B would retrain f into x + 1: B gains, A (1.0 on 0 and 1) would lose everything
-    forget = store.merge(b, lookup_program(f, SHIFT), val_data=lookup_batch([0, 1], shift=1))
+    forget = store.merge(b, lookup_program(f, SHIFT), val_data=lookup_batch([0, 1], shift=1),
+                         test_data=lookup_batch([0, 1] * 3, shift=1))
     d = forget.decision
     assert not d.accepted and d.regressions == [a] and "rejected" in d.reason
     assert (d.new_task["before"], d.new_task["after"]) == (0.0, 1.0)
     assert (d.earlier[a]["before"], d.earlier[a]["after"]) == (1.0, 0.0)
     assert store.net_versions(f) == [1] and store.champion_versions()[f] == 1
     assert store.get_program(b).val_acc == 0.0 and store.get_program(b).library_version == {f: 1}
+    assert store.get_program(b).test_acc == 0.0  # measured as stored (champion f), not with the rejected f
 
     # C's f is right everywhere: C gains (0.25 -> 1), A keeps 1.0, B keeps 0.0; C's program never calls g
     improve = store.merge(c, lookup_program(f, IDENTITY, unused=g), val_data=lookup_batch(IDENTITY * 2))
