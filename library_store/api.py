@@ -168,14 +168,16 @@ def best_program(task: str, store: StoreLike = None, version: Union[int, str] = 
 def _read_sqlite_program(task: str, uri: str, version: Union[int, str]) -> Optional[StoredProgram]:
     """The stored program read straight from an sqlite store (no MLflow import), or None to use the client."""
     from .codec import read_file
-    from .naming import program_model
+    from .naming import check_stored_task, program_model
     from .sqlite_read import program_blob_path
 
     found = program_blob_path(_local(uri), program_model(task), version)
     if found is None or not os.path.isfile(found[1]):
         return None  # the client path gives the full error message
     number, path = found
-    record = read_file(path, f"program of task {task!r} version {number} in store {uri} ({path})")
+    what = f"program of task {task!r} version {number} in store {uri}"
+    record = read_file(path, f"{what} ({path})")
+    check_stored_task(record.get("task"), task, what)
     return StoredProgram(ProgramRecord(
         task, number, record["program"], record["val_acc"], record["test_acc"], record["library_version"],
         record["search_id"], record["seed"], record["hypers"], record["merge"],

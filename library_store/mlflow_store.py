@@ -50,7 +50,7 @@ from .codec import encode, read_file
 from .mlflow_history import TaskHistory
 from .mlflow_plots import trajectories_png
 from .mlflow_search import SearchLogging
-from .naming import program_model
+from .naming import check_stored_task, equals_filter, program_model, task_folder
 
 KIND = "ntpt.kind"
 LOCK = "ntpt.lock.merge"
@@ -105,7 +105,7 @@ class MlflowStore(SearchLogging, TaskHistory, LibraryStore):
     # ---- plumbing
 
     def _experiment(self, task: str) -> str:
-        return self._experiment_named(f"ntpt/{task}", _slug(task))
+        return self._experiment_named(f"ntpt/{task}", task_folder(task))  # one folder per task, never '..'
 
     def _experiment_named(self, name: str, folder: Optional[str] = None) -> str:
         if name in self._experiments:
@@ -176,7 +176,7 @@ class MlflowStore(SearchLogging, TaskHistory, LibraryStore):
         return None if version is None else int(version)
 
     def _versions(self, name: str) -> list[int]:
-        found = self.client.search_model_versions(f"name = '{name}'")
+        found = self.client.search_model_versions(equals_filter("name", name))
         return sorted(int(v.version) for v in found)
 
     def _models(self, kind: str) -> list[Any]:
@@ -293,6 +293,7 @@ class MlflowStore(SearchLogging, TaskHistory, LibraryStore):
             ) from exc
         uri = f"{found.source}/artifacts/program.npz"  # where save_program_model puts the blob
         record = read_file(self._download(uri, what), f"{what} ({uri})")
+        check_stored_task(record.get("task"), task, what)
         return ProgramRecord(
             task, version, record["program"], record["val_acc"], record["test_acc"], record["library_version"],
             record["search_id"], record["seed"], record["hypers"], record["merge"],
