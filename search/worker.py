@@ -334,6 +334,10 @@ class BlockWorker:
             program = self._polished(lane, program)
         self._release(lane, slot)
         prog_acc = float(program.accuracy(self.val_data))
+        if prog_acc < self.policy.floor:
+            # the relaxed model jumped but its argmax program does not hold up (e.g. it adds a cell to
+            # itself where the marginals mixed two cells): not a program, so it cannot win or count
+            return self._record(live, "stopped", "program", steps, program_val_acc=prog_acc)
         return self._record(
             live, "converged", "jump", steps, jump_step=int(live.trajectory[jump][0]),
             program=program.to_dict(), program_val_acc=prog_acc,

@@ -54,12 +54,15 @@ class FakeBlock:
         crash_fn: ``crash_fn(seed, steps)`` true -> ``step`` raises while that seed is live
             (``steps == -1`` is checked in ``reset``).
         step_cost_s: sleep per step per block (to mimic device time).
+        program_acc_fn: like ``acc_fn``, for the extracted program (default: ``acc_fn``).
     """
 
     def __init__(self, spec, data, slots, config, device, library, acc_fn: AccFn = jump_every_third,
-                 crash_fn: Optional[Callable[[int, int], bool]] = None, step_cost_s: float = 0.0):
+                 crash_fn: Optional[Callable[[int, int], bool]] = None, step_cost_s: float = 0.0,
+                 program_acc_fn: Optional[AccFn] = None):
         self.slots = slots
         self.acc_fn = acc_fn
+        self.program_acc_fn = program_acc_fn  # the argmax program's accuracy, if it differs from the relaxed one
         self.crash_fn = crash_fn
         self.step_cost_s = step_cost_s
         self.seeds: list[Optional[int]] = [None] * slots
@@ -100,7 +103,7 @@ class FakeBlock:
         return out
 
     def program(self, slot: int) -> FakeProgram:
-        return FakeProgram(self.seeds[slot], self.acc_fn)
+        return FakeProgram(self.seeds[slot], self.program_acc_fn or self.acc_fn)
 
 
 def fake_factory(**kwargs: Any):

@@ -1,5 +1,6 @@
 """BlockWorker without Ray, on the scripted fake block."""
 
+import pytest
 from ntpt_dist.search.policy import JumpPolicy
 from ntpt_dist.search.worker import Assignment, BlockWorker, ModelSpec
 
@@ -137,3 +138,12 @@ def test_model_spec_rejects_other_things():
 
 def test_script_sanity():
     assert jump_every_third(3, 0) < 0.2 and jump_every_third(3, 1000) > 0.9
+
+
+def test_a_jump_whose_argmax_program_fails_validation_is_not_a_convergence():
+    w = make_worker(slots=3, program_acc_fn=lambda seed, steps: 0.1 if seed == 3 else 0.95)
+    w.assign([Assignment(i, seed=i) for i in (0, 3)])
+    by_index = {r["index"]: r for r in run_all(w)[0]}
+    assert by_index[0]["status"] == "converged" and by_index[0]["program_val_acc"] > 0.9
+    assert by_index[3]["status"] == "stopped" and by_index[3]["reason"] == "program"
+    assert by_index[3]["program"] is None and by_index[3]["program_val_acc"] == pytest.approx(0.14)
