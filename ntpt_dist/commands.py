@@ -44,6 +44,10 @@ def cmd_train(args: Namespace) -> int:
 def cmd_search(args: Namespace) -> int:
     from ntpt_dist.experiments.pipeline import search_and_merge
 
+    if args.address:  # before the data is read: a dead cluster is known in seconds
+        from ntpt_dist.search.ray_backend import check_reachable
+
+        check_reachable(args.address)
     store = _open_store(args.store)
     report = search_and_merge(
         args.task, store=store, restarts=args.restarts, steps=args.steps, seed=args.seed,

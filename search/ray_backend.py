@@ -19,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import warnings
 from collections.abc import Iterator
 from typing import Any, Optional
 from unittest import mock
+from urllib.parse import urlsplit
 
 import ray
 from ray._private import ray_constants
@@ -33,6 +35,7 @@ from .worker import Assignment, BlockWorker
 
 LOOPBACK = "127.0.0.1"
 TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
+JOIN_FIX = "start that cluster (ray start --head), pass the address of a live one, or leave the address out"
 NO_PROXY_HERE = "http://127.0.0.1:9"  # the discard port: a proxy that refuses every request, on loopback
 
 
@@ -45,7 +48,8 @@ def init_ray(address: Optional[str] = None, **kwargs: Any) -> bool:
         kwargs: passed to ``ray.init`` (e.g. ``num_cpus``).
 
     Raises:
-        NtptError: the local Ray did not come up on loopback.
+        NtptError: the local Ray did not come up on loopback, or nothing answers at ``address``
+            within seconds (one line saying where the address came from).
 
     Example:
         >>> started = init_ray(num_cpus=2)   # doctest: +SKIP
@@ -57,10 +61,65 @@ def init_ray(address: Optional[str] = None, **kwargs: Any) -> bool:
     kwargs.setdefault("log_to_driver", True)
     kwargs.setdefault("logging_level", "warning")
     if address in (None, "local"):
+        if os.environ.get("RAY_ADDRESS"):
+            warnings.warn(
+                f"RAY_ADDRESS={os.environ['RAY_ADDRESS']} is set, but without an address a search starts a local "
+                "Ray of its own; pass address='auto' (--address auto) to join that cluster instead", stacklevel=2,
+            )
         _start_local(**kwargs)
     else:
-        ray.init(address=address, **kwargs)
+        check_reachable(address)
+        try:
+            ray.init(address=address, **kwargs)
+        except ConnectionError as exc:  # e.g. "auto" and no cluster on this machine
+            raise NtptError(f"cannot join the Ray cluster at {address!r}: {_first_line(exc)}; fix: {JOIN_FIX}") from None
     return True
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail within seconds, in one line, if nothing answers at ``address`` (Ray itself retries for minutes).
+
+    Raises:
+        NtptError: nothing accepts a connection at the host and port the address resolves to.
+
+    Example:
+        >>> check_reachable("127.0.0.1:1")   # doctest: +SKIP
+        Traceback (most recent call last):
+        ntpt_dist.interpreter.errors.NtptError: no Ray cluster answers at 127.0.0.1:1 (address '127.0.0.1:1'): ...
+    """
+    target = _bootstrap_target(address)
+    if target is None:
+        return  # a form only Ray understands: it decides
+    host, port, source = target
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise NtptError(
+            f"no Ray cluster answers at {host}:{port} ({source}): {reason}; fix: {JOIN_FIX}"
+        ) from None
+
+
+def _bootstrap_target(address: str) -> Optional[tuple[str, int, str]]:
+    """(host, port, where that came from) that ``ray.init(address)`` will connect to, when this can tell."""
+    source = f"address {address!r}"
+    if address == "auto":
+        if os.environ.get("RAY_ADDRESS") not in (None, "", "auto", "local"):
+            address, source = os.environ["RAY_ADDRESS"], "address 'auto' reads RAY_ADDRESS"
+        else:
+            read = getattr(getattr(ray._private, "utils", None), "read_ray_address", None)
+            recorded = read() if read else None  # what the last `ray start` on this machine wrote
+            if not recorded:
+                return None  # Ray looks for a running cluster itself, and says so at once if none
+            address, source = recorded, "address 'auto' reads the cluster `ray start` recorded on this machine"
+    if "://" in address:
+        parts = urlsplit(address)
+        host, port = parts.hostname, parts.port or (10001 if parts.scheme == "ray" else None)
+    else:
+        host, _, port_text = address.rpartition(":")
+        host, port = host.strip("[]"), int(port_text) if port_text.isdigit() else None
+    return (host, port, source) if host and port else None
 
 
 def _start_local(**kwargs: Any) -> None:
@@ -87,7 +146,7 @@ def _start_local(**kwargs: Any) -> None:
     # ray.init turns a node address of 127.0.0.1 into the host's outward address unless cluster mode
     # is off, and this process read that setting when it imported ray: turn it off for this call.
     with _environ(env), mock.patch.object(ray_constants, "ENABLE_RAY_CLUSTER", False, create=True):
-        ray.init(**kwargs)
+        ray.init(address="local", **kwargs)  # a new cluster, never one found through RAY_ADDRESS or `ray start`
     node_ip = ray.util.get_node_ip_address()
     if node_ip != kwargs["_node_ip_address"]:
         ray.shutdown()

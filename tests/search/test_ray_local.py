@@ -6,16 +6,19 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 import ray
+from ntpt_dist.interpreter.errors import NtptError
 from ntpt_dist.search.driver import search
 from ntpt_dist.search.policy import JumpPolicy
-from ntpt_dist.search.ray_backend import RayBackend
+from ntpt_dist.search.ray_backend import RayBackend, init_ray
 
 from . import fakes, netprobe
 
@@ -41,17 +44,19 @@ def no_ray_session():
 
 
 class ListenerSnapshot(RayBackend):
-    """Records every listening socket of this process and its descendants once an actor trains."""
+    """Reads every listening socket of this process and its descendants each time it waits while actors train."""
 
-    listeners: list = []
-    processes: list = []
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.listeners: set = set()
+        self.processes: set = set()
 
     def wait(self, tickets, timeout):
         out = super().wait(tickets, timeout)
-        if not self.listeners and any(isinstance(o, dict) and o.get("running") for _, o in out):
+        if any(isinstance(o, dict) and o.get("running") for _, o in out):
             pids = [os.getpid(), *netprobe.descendants(os.getpid())]
-            self.processes = [netprobe.process_name(pid) for pid in pids]
-            self.listeners = netprobe.listeners(pids)
+            self.processes.update(netprobe.process_name(pid) for pid in pids)
+            self.listeners.update(netprobe.listeners(pids))
         return out
 
 
@@ -59,15 +64,16 @@ def test_the_local_ray_listens_on_loopback_only(no_ray_session):
     backend = ListenerSnapshot(WORKER_KWARGS, cpus_per_actor=0.5, num_cpus=2)
     try:
         assert backend.started_ray
-        result = search(("src", {}), {"x": [0]}, restarts=8, seed=3, restarts_per_actor=4, actors=2, policy=POLICY,
+        result = search(("src", {}), {"x": [0]}, restarts=16, seed=3, restarts_per_actor=4, actors=2, policy=POLICY,
                         progress=False, slice_s=0.2, backend=backend, block_factory=WORKER_KWARGS["block_factory"])
     finally:
         backend.shutdown()  # the search does this too; here also when it fails before starting
-    assert sorted(result.records) == list(range(8))
-    names = " ".join(backend.processes)
+    assert sorted(result.records) == list(range(16))
+    names = " ".join(sorted(backend.processes))
     for part in ("gcs_server", "raylet", "ray::RayWorker", "ray::DashboardAgent"):
-        assert part in names, f"{part} was not running when the sockets were read: {backend.processes}"
-    assert {p.process for p in backend.listeners} >= {"ray::RayWorker"}, backend.listeners  # workers listen too
+        assert part in names, f"{part} was never seen while the sockets were read: {sorted(backend.processes)}"
+    # the actors listen too (named ray::RayWorker, or ray::RayWorker.run while in a call)
+    assert any(p.process.startswith("ray::RayWorker") for p in backend.listeners), backend.listeners
     exposed = [p for p in backend.listeners if not netprobe.is_loopback(p.address)]
     assert not exposed, f"Ray processes listen beyond loopback: {exposed}"
 
@@ -123,3 +129,54 @@ def test_a_local_search_connects_to_nothing_off_the_host(tmp_path):
     off_host, loopback = off_host_connects(trace_file.read_text())
     assert loopback > 0, "the trace saw no connect at all: it did not follow the search's processes"
     assert not off_host, "a default local search tried to reach other hosts:\n" + "\n".join(off_host[:20])
+
+
+@pytest.fixture
+def dead_address(monkeypatch):
+    """host:port where nothing listens (a bound socket that never listens refuses every connection),
+    written where `ray start` records its cluster, in a Ray temp folder of this test's own."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+        ray_tmp = tempfile.mkdtemp(prefix="ntpt-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+        os.makedirs(os.path.join(ray_tmp, "ray"))
+        with open(os.path.join(ray_tmp, "ray", "ray_current_cluster"), "w") as handle:
+            handle.write(address)  # what a `ray start` cluster ended without `ray stop` leaves behind
+        monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        yield address
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.timeout(120)  # joining the dead cluster hung for about 13 minutes
+def test_without_an_address_a_fresh_local_ray_starts_whatever_was_left_behind(no_ray_session, dead_address,
+                                                                              monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", dead_address)
+    with pytest.warns(UserWarning, match="RAY_ADDRESS=.* is set, but without an address"):
+        started = init_ray(num_cpus=1)
+    try:
+        assert started
+        gcs = ray.get_runtime_context().gcs_address
+        assert gcs != dead_address and gcs.startswith("127.0.0.1:"), gcs
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.parametrize("address, env, source", [
+    ("{dead}", None, "address '{dead}'"),
+    ("ray://{dead}", None, "address 'ray://{dead}'"),
+    ("auto", "{dead}", "address 'auto' reads RAY_ADDRESS"),
+    ("auto", None, "address 'auto' reads the cluster `ray start` recorded"),
+])
+def test_an_unreachable_cluster_is_one_clear_line_within_seconds(dead_address, monkeypatch, address, env, source):
+    if env:
+        monkeypatch.setenv("RAY_ADDRESS", env.format(dead=dead_address))
+    assert not ray.is_initialized()
+    start = time.monotonic()
+    with pytest.raises(NtptError) as error:
+        init_ray(address.format(dead=dead_address))
+    assert time.monotonic() - start < 10
+    message = str(error.value)
+    assert "\n" not in message and f"no Ray cluster answers at {dead_address}" in message, message
+    assert source.format(dead=dead_address) in message and "fix:" in message
+    assert not ray.is_initialized()
