@@ -190,7 +190,7 @@ class _Search:
         self.tickets: dict[Any, Any] = {}  # call -> worker
         self.ready: set[Any] = set()  # workers that have answered a call (started up)
         self.unflushed: list[dict] = []
-        self.started = 0
+        self.handed_out: set[int] = set()  # restarts given to a worker at least once in this session
         self.losses_without_progress = 0
         self.t0 = time.monotonic()
         self._last_flush = self.t0
@@ -242,11 +242,15 @@ class _Search:
                 a = self.pending.popleft()
                 held[a.index] = a
                 new.append(a)
-                self.started += a.attempt == 0
+                self.handed_out.add(a.index)  # a set: a re-queued restart (its worker died) is not started twice
             if not held:
                 return
             self.tickets[self.pool.submit(worker, new, self.slice_s)] = worker
             calls += 1
+
+    @property
+    def started(self) -> int:
+        return len(self.handed_out)
 
     def _feed_idle(self) -> None:
         for worker in list(self.assigned):

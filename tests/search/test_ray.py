@@ -79,6 +79,7 @@ def test_killing_an_actor_mid_search_loses_no_restart(local_ray):
     assert backend.victims  # it held restarts when it died; another actor finished them
     assert all(result.records[k]["actor"] != backend.killed["name"] for k in backend.victims)
     assert result.counts["failed"] == 0
+    assert result.counts["started"] == 16  # the dead actor's restarts, handed out again, are not started twice
 
 
 def test_ray_search_with_real_blocks_finds_the_correct_program(local_ray):
