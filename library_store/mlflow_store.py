@@ -40,7 +40,6 @@ from typing import Any, Optional
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow  # noqa: E402 - after the environment default above
-from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
@@ -51,6 +50,7 @@ from .mlflow_history import TaskHistory
 from .mlflow_plots import trajectories_png
 from .mlflow_search import SearchLogging
 from .naming import check_stored_task, equals_filter, program_model, task_folder
+from .sqlite_create import open_client
 
 KIND = "ntpt.kind"
 LOCK = "ntpt.lock.merge"
@@ -93,7 +93,7 @@ class MlflowStore(SearchLogging, TaskHistory, LibraryStore):
         self._artifact_root = os.path.abspath(artifact_root) if artifact_root else None
         if self._artifact_root:
             os.makedirs(self._artifact_root, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        self.client = open_client(uri, self._db_path)  # a new database's tables: one process at a time
         self._thread_lock = threading.RLock()
         self._lock_depth = 0
         self._experiments: dict[str, str] = {}
