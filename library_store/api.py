@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -204,7 +205,41 @@ def load_library(store: StoreLike = None, version: base.Version = CHAMPION) -> d
     return _open(store).load_library(version)
 
 
-def serve_ui(store: StoreLike = None, port: Optional[int] = None, wait_s: float = 120.0) -> tuple[subprocess.Popen, str]:
+class ServerProcess(subprocess.Popen):
+    """The ``mlflow server`` that :func:`serve_ui` starts, in a process group of its own.
+
+    The server starts uvicorn and job consumers, which a signal to the server alone
+    leaves running; ``terminate()``, ``kill()`` and ``send_signal()`` signal the whole group.
+    """
+
+    def send_signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):  # the group has ended already
+            os.killpg(self.pid, sig)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Terminate the server and everything it started; kill what is left after ``timeout_s``."""
+        self.terminate()
+        try:
+            self.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.monotonic() + timeout_s
+        while _group_alive(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.kill()  # whatever ignored SIGTERM
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.wait(timeout=timeout_s)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def serve_ui(store: StoreLike = None, port: Optional[int] = None, wait_s: float = 120.0) -> tuple[ServerProcess, str]:
     """Start the MLflow UI (``mlflow server``) for a database store on 127.0.0.1 and wait until it answers.
 
     Args:
@@ -213,14 +248,14 @@ def serve_ui(store: StoreLike = None, port: Optional[int] = None, wait_s: float 
         wait_s: how long to wait for ``/health``.
 
     Returns:
-        ``(process, url)``; stop it with ``process.terminate()``.
+        ``(process, url)``; ``process.stop()`` (or ``terminate()``) stops the server and all it started.
 
     Raises:
         NtptError: the store is in memory or already a server, or the UI did not start (its log is quoted).
 
     Example:
         >>> proc, url = serve_ui("sqlite:///ntpt-store/mlflow.db")   # doctest: +SKIP
-        >>> proc.terminate()                                         # doctest: +SKIP
+        >>> proc.stop()                                              # doctest: +SKIP
     """
     uri = store.uri if isinstance(store, base.LibraryStore) else (store or default_uri())
     if uri == MEMORY or uri.startswith(("http://", "https://")):
@@ -234,10 +269,10 @@ def serve_ui(store: StoreLike = None, port: Optional[int] = None, wait_s: float 
             port = sock.getsockname()[1]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true")}
     log = open(os.path.join(os.path.dirname(_local(uri)) or ".", f"mlflow-ui-{port}.log"), "w")
-    proc = subprocess.Popen(
+    proc = ServerProcess(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + wait_s
@@ -247,7 +282,7 @@ def serve_ui(store: StoreLike = None, port: Optional[int] = None, wait_s: float 
             return proc, url
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
-                proc.terminate()
+                proc.stop()
                 with open(log.name) as handle:
                     tail = handle.read()[-1500:]
                 raise NtptError(f"the MLflow UI for {uri} did not start on {url}; its log ends:\n{tail}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from argparse import Namespace
@@ -98,18 +99,33 @@ def cmd_library(args: Namespace) -> int:
     return 0
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived (``kill``, a service manager, a container stopping)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated
+
+
 def cmd_ui(args: Namespace) -> int:
     from ntpt_dist.library_store.api import serve_ui
 
     store = _open_store(args.store)
     proc, url = serve_ui(store, port=args.port)
     _print(f"MLflow UI for {store.uri} at {url}  (Ctrl-C stops it)")
+    # Without a handler SIGTERM ends this process at once, and the server, in a session of its
+    # own, would outlive it: stop it as Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    stopped = False
     try:
         while proc.poll() is None:
             time.sleep(0.5)
-    except KeyboardInterrupt:
-        proc.terminate()
-    return proc.returncode or 0
+    except (KeyboardInterrupt, _Terminated):
+        stopped = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        proc.stop()
+    return 0 if stopped else (proc.returncode or 0)
 
 
 def cmd_lifelong(args: Namespace) -> int:
