@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import numbers
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -77,6 +78,8 @@ class TrainConfig:
     eps: float = 1e-6
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            _check_type(field.name, getattr(self, field.name), field.type, field.default)
         if self.optimizer not in ("rmsprop", "adam"):
             raise NtptError(f"optimizer must be 'rmsprop' or 'adam', got {self.optimizer!r}; fix: pick one of them")
         for name in ("lr", "net_lr_scale", "new_net_lr_scale", "grad_noise", "entropy_bonus", "entropy_decay", "init_scale"):
@@ -93,6 +96,38 @@ class TrainConfig:
             raise NtptError(f"augment_shift must be >= 0, got {self.augment_shift}; fix: pass 0 (off) or a pixel count")
         if self.eval_every < 1:
             raise NtptError(f"eval_every must be >= 1, got {self.eval_every}; fix: pass a positive number of steps")
+
+
+_KINDS = {  # a field's annotation (a string: annotations are postponed) -> accepted types, what to say
+    "str": ((str,), "a string"),
+    "float": ((numbers.Real,), "a number"),  # numpy's scalars included
+    "int": ((numbers.Integral,), "an integer"),
+    "bool": ((bool,), "true or false"),
+}
+
+
+def _check_type(name: str, value: Any, annotation: Any, default: Any) -> None:
+    """An NtptError unless ``value`` has the field's type (``lr="abc"`` failed later as a raw TypeError)."""
+    annotation = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    optional = annotation.startswith("Optional[")
+    kind = annotation[len("Optional["):-1] if optional else annotation
+    if optional and value is None:
+        return
+    if kind.startswith("tuple["):  # betas: a pair of numbers
+        ok = isinstance(value, (tuple, list)) and len(value) == kind.count(",") + 1 and all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
+        expected = f"a tuple of {kind.count(',') + 1} numbers"
+    elif kind in _KINDS:
+        types, expected = _KINDS[kind]
+        ok = isinstance(value, types) and (kind == "bool" or not isinstance(value, bool))
+        ok = ok or (kind == "bool" and getattr(getattr(value, "dtype", None), "kind", "") == "b")  # numpy's
+    else:
+        return  # a kind of field this check does not know yet
+    if not ok:
+        raise NtptError(
+            f"TrainConfig.{name} must be {expected}{' or None' if optional else ''}, but got {value!r} "
+            f"({type(value).__name__}); fix: pass e.g. {name}={default!r}"
+        )
 
 
 def config_with(config: Optional[TrainConfig] = None, **options: Any) -> TrainConfig:

@@ -14,6 +14,40 @@ from typing import Optional
 from ntpt_dist.interpreter.errors import NtptError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, ``error: ...``, with exit status 2 (as every other error)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message}; see `{self.prog} --help`\n")
+
+
+def at_least(low: float, kind: type = int):
+    """argparse type: a ``kind`` (int or float) >= ``low``, else a usage error that says so."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {_kind_name(kind)} >= {low}, but got {text!r}") from None
+        if not value >= low:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be >= {low}, but got {text}")
+        return value
+
+    parse.__name__ = f"{_kind_name(kind)} >= {low}"
+    return parse
+
+
+def _kind_name(kind: type) -> str:
+    return "an integer" if kind is int else "a number"
+
+
+def _port(text: str) -> int:
+    value = at_least(1)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535, but got {text}")
+    return value
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with MNIST/, operators/, gtsrb/ (default: $NTPT_DATA_DIR, else download)")
     p.add_argument("--seed", type=int, default=0)
@@ -22,12 +56,14 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def option_type(text: str) -> tuple[str, object]:
     """argparse type of ``--option KEY=VALUE`` (see ``interpreter.train_config.parse_option``)."""
-    from ntpt_dist.interpreter.train_config import parse_option
+    from ntpt_dist.interpreter.train_config import config_with, parse_option
 
     try:
-        return parse_option(text)
-    except ValueError as e:
+        key, value = parse_option(text)
+        config_with(**{key: value})  # a misspelt name or a value of the wrong type fails here, before any work
+    except (ValueError, NtptError) as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+    return key, value
 
 
 def _add_option_arg(p: argparse.ArgumentParser) -> None:
@@ -40,32 +76,32 @@ def _add_store_arg(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ntpt-dist", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="ntpt-dist", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one task in one process (vectorised restarts)")
     p.add_argument("task", help="ADD2x2:top|left|bottom|right, APPLY2x2:..., MATH, MAZE")
-    p.add_argument("--restarts", type=int, default=16)
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--restarts", type=at_least(1), default=16)
+    p.add_argument("--steps", type=at_least(1), default=2000)
     p.add_argument("--library", help="store URI/folder whose champion networks to start from")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--train-size", type=int, default=4000, help="distinct training instances (paper: 1k or 4k)")
+    p.add_argument("--lr", type=at_least(0, float))
+    p.add_argument("--batch-size", type=at_least(1))
+    p.add_argument("--train-size", type=at_least(1), default=4000, help="distinct training instances (paper: 1k or 4k)")
     _add_option_arg(p)
     _add_data_args(p)
 
     p = sub.add_parser("search", help="distributed restart search on Ray; results go to the store")
     p.add_argument("task")
-    p.add_argument("--restarts", type=int, default=100)
-    p.add_argument("--steps", type=int, default=3000, help="step budget of one restart")
+    p.add_argument("--restarts", type=at_least(1), default=100)
+    p.add_argument("--steps", type=at_least(1), default=3000, help="step budget of one restart")
     p.add_argument("--address", help="Ray cluster: 'auto' or ray://host:port (default: a local Ray)")
-    p.add_argument("--actors", type=int)
-    p.add_argument("--restarts-per-actor", type=int, default=8)
-    p.add_argument("--gpus-per-actor", type=float, default=0.0)
-    p.add_argument("--cpus-per-actor", type=int, default=1)
+    p.add_argument("--actors", type=at_least(1))
+    p.add_argument("--restarts-per-actor", type=at_least(1), default=8)
+    p.add_argument("--gpus-per-actor", type=at_least(0, float), default=0.0)
+    p.add_argument("--cpus-per-actor", type=at_least(1), default=1)
     p.add_argument("--search-id", help="resume this search (finished restarts are not redone)")
-    p.add_argument("--first-k", type=int, help="stop once this many restarts converged")
-    p.add_argument("--train-size", type=int, default=4000)
+    p.add_argument("--first-k", type=at_least(1), help="stop once this many restarts converged")
+    p.add_argument("--train-size", type=at_least(1), default=4000)
     _add_option_arg(p)
     _add_store_arg(p)
     _add_data_args(p)
@@ -78,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_arg(p)
 
     p = sub.add_parser("ui", help="start the MLflow UI for the store on 127.0.0.1")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=_port, default=5000)
     _add_store_arg(p)
 
     p = sub.add_parser("lifelong", help="the lifelong-learning experiment of section 6.1 (NTPT and baselines)",
@@ -96,7 +132,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if argv[:1] == ["lifelong"]:  # its own option parser takes everything after the word
         args = argparse.Namespace(command="lifelong", args=argv[1:])
     else:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exit_:  # a usage error (its one line is printed) or --help: a status, as below
+            return exit_.code if isinstance(exit_.code, int) else 2
     try:
         from . import commands
 
