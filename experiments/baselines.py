@@ -17,9 +17,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Optional, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -65,7 +66,9 @@ class BaselineConfig:
         embed_size: embedding width of a column's image net (paper: 10). MTNN's
             shared nets have the library sizes instead (net_0: 10, net_1: 4).
         head_hidden: hidden layers after the concatenation (paper: 3 x 128).
-        lr: learning rate of the task-specific parts.
+        lr: learning rate of the task-specific parts; ``None``: the learner's own
+            tuned rate (``TorchLearner.default_lr``: indep and PNN 3e-3, MTNN 1e-2,
+            chosen on validation grids, docs/baselines.md).
         perceptual_lr_scale: rate of shared perceptual networks relative to ``lr``
             (paper: 100x slower, 0.01); used by MTNN and the LSTM's nets.
         optimizer: "adam" or "rmsprop".
@@ -77,7 +80,7 @@ class BaselineConfig:
     embed_hidden: tuple[int, ...] = (256, 256)
     embed_size: int = 10
     head_hidden: tuple[int, ...] = (128, 128, 128)
-    lr: float = 1e-3
+    lr: Optional[float] = None
     perceptual_lr_scale: float = 0.01
     optimizer: str = "adam"
     eval_batch: int = 1000
@@ -86,7 +89,7 @@ class BaselineConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "rmsprop"):
             raise NtptError(f"optimizer must be 'adam' or 'rmsprop', got {self.optimizer!r}; fix: pick one of the two")
-        if self.lr <= 0 or self.perceptual_lr_scale < 0:
+        if (self.lr is not None and self.lr <= 0) or self.perceptual_lr_scale < 0:
             raise NtptError(
                 f"need lr > 0 and perceptual_lr_scale >= 0, got lr={self.lr}, perceptual_lr_scale={self.perceptual_lr_scale}"
             )
@@ -208,12 +211,16 @@ class TorchLearner(nn.Module):
     A subclass builds its modules in ``__init__`` (inside :func:`seeded`), then
     calls :meth:`_setup_optimizer` with its parameter groups, and implements
     ``forward(task, inputs) -> logits [n, 19]`` on tensors from :meth:`_tensors`.
+    ``self.config`` is the config as run: a ``lr`` of ``None`` becomes the
+    subclass's ``default_lr``.
     """
+
+    default_lr: ClassVar[float] = 1e-3
 
     def __init__(self, tasks: Sequence[str], config: BaselineConfig, known_scenarios: Sequence[str]):
         super().__init__()
         self.tasks = list(tasks)
-        self.config = config
+        self.config = config if config.lr is not None else dataclasses.replace(config, lr=self.default_lr)
         if not self.tasks:
             raise NtptError("a learner needs at least one task; fix: pass the lifetime's task names, e.g. ['ADD2x2:top']")
         if len(set(self.tasks)) != len(self.tasks):

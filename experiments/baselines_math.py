@@ -92,7 +92,7 @@ class LSTMBaseline(TorchLearner):
         for name, netstate in library.items():
             load_netstate(self.perceptual[name], netstate, name, library_signature(name, config.image_shape, config.embed_hidden))
         self._setup_optimizer([
-            {"params": list(self.perceptual.parameters()), "lr": config.lr * config.perceptual_lr_scale},
+            {"params": list(self.perceptual.parameters()), "lr": self.config.lr * config.perceptual_lr_scale},
             {"params": list(self.lstm.parameters()) + list(self.readout.parameters())},
         ])
 

@@ -72,6 +72,28 @@ def test_pnn_training_a_later_task_leaves_earlier_columns_unchanged():
     assert any(k.startswith("laterals.") for k in changed) and any(k.startswith("layers.") for k in changed)
 
 
+def test_pnn_laterals_start_damped_by_a_learned_scale():
+    pnn = BUILDERS["pnn"](TASKS)
+    scales = pnn.columns[2].lateral_scales
+    assert sorted(scales) == sorted(pnn.columns[2].laterals) and len(pnn.columns[0].lateral_scales) == 0
+    assert all(a.item() == pytest.approx(0.01) for a in scales.values())
+    learned = {id(p) for g in pnn.optimizer.param_groups for p in g["params"]}
+    assert all(id(a) in learned for a in scales.values())
+    train(pnn, "APPLY2x2:top", steps=5)
+    assert all(a.item() != pytest.approx(0.01) for a in scales.values())  # the scales learn
+    unscaled = PNN(TASKS, config=TINY, lateral_scale=None)
+    damped = PNN(TASKS, config=TINY)  # same seed: same weights, only the laterals' factor differs
+    data = grid_task("APPLY2x2:top", 8, seed=0)
+    moved = {}
+    for name, learner in (("unscaled", unscaled), ("damped", damped)):
+        before = learner.scores("APPLY2x2:top", data)
+        with torch.no_grad():
+            learner.columns[0].layers[0].weight.mul_(2.0)
+        moved[name] = float(np.abs(learner.scores("APPLY2x2:top", data) - before).max())
+    assert len(unscaled.columns[2].lateral_scales) == 0
+    assert 0 < moved["damped"] < 0.1 * moved["unscaled"]
+
+
 def test_pnn_later_column_reads_earlier_columns_through_laterals():
     pnn = BUILDERS["pnn"](TASKS)
     data = grid_task("APPLY2x2:top", 8, seed=0)
@@ -125,6 +147,41 @@ def test_mtnn_perceptual_nets_learn_100x_slower():
     assert lrs == pytest.approx([TINY.lr * 0.01, TINY.lr])
     perceptual = {id(p) for p in mtnn.perceptual.parameters()}
     assert {id(p) for p in mtnn.optimizer.param_groups[0]["params"]} == perceptual
+
+
+def test_each_baseline_runs_at_its_tuned_rate_unless_one_is_given():
+    small = BaselineConfig(embed_hidden=(8,), head_hidden=(8,))
+    assert small.lr is None  # None: the learner's own tuned rate (docs/baselines.md)
+    built = {name: BUILDERS[name](TASKS, config=small) for name in BUILDERS}
+    expected = {"indep": [3e-3], "pnn": [3e-3], "mtnn1": [1e-4, 1e-2], "mtnn2": [1e-4, 1e-2]}
+    for name, learner in built.items():
+        assert [g["lr"] for g in learner.optimizer.param_groups] == pytest.approx(expected[name]), name
+    assert {name: learner.config.lr for name, learner in built.items()} == pytest.approx(
+        {"indep": 3e-3, "pnn": 3e-3, "mtnn1": 1e-2, "mtnn2": 1e-2})  # the config as run
+    given = BaselineConfig(embed_hidden=(8,), head_hidden=(8,), lr=5e-4)
+    assert [g["lr"] for g in BUILDERS["mtnn2"](TASKS, config=given).optimizer.param_groups] == pytest.approx([5e-6, 5e-4])
+    assert [g["lr"] for g in BUILDERS["pnn"](TASKS, config=given).optimizer.param_groups] == pytest.approx([5e-4])
+    assert LSTMBaseline(hidden=4, layers=1, config=small).config.lr == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("embedding", ["softmax", "linear"])
+def test_mtnn_heads_read_the_shared_nets_class_distributions(embedding):
+    mtnn = MTNN(TASKS, depth="mtnn2", config=TINY, embedding=embedding)
+    seen = {}
+    for task, head in zip(TASKS, mtnn.heads):
+        head[0].register_forward_pre_hook(lambda module, args, task=task: seen.__setitem__(task, args[0].detach()))
+        mtnn.scores(task, grid_task(task, 6, seed=2))
+    digits = seen["ADD2x2:top"].reshape(6, 4, 10)
+    operators = seen["APPLY2x2:top"][:, :16].reshape(6, 4, 4)  # then the 30 one-hot aux features
+    for cells in (digits, operators):
+        sums = cells.sum(-1)
+        if embedding == "softmax":
+            assert bool((cells >= 0).all()) and torch.allclose(sums, torch.ones_like(sums), atol=1e-5)
+        else:
+            assert not torch.allclose(sums, torch.ones_like(sums), atol=1e-2)
+    assert MTNN(TASKS, config=TINY).embedding == "softmax"
+    with pytest.raises(NtptError, match="embedding"):
+        MTNN(TASKS, config=TINY, embedding="tanh")
 
 
 def test_mtnn2_heads_are_one_hidden_layer_for_add_and_three_for_apply():
