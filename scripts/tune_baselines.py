@@ -9,8 +9,9 @@ with its wall time, so the tuning budget can be counted from the file.
 
 Configurations are given as ``key=value,key=value`` strings, one per
 ``--config``; keys are ``BaselineConfig`` fields (``lr``, ``optimizer``,
-``perceptual_lr_scale``, ``weight_decay``, ``head_hidden`` as ``128-128``) and
-``add_head`` (MTNN-2's ADD2x2 head depth, e.g. ``add_head=1``).
+``perceptual_lr_scale``, ``head_hidden`` as ``128-128``), MTNN's
+``add_head`` (its ADD2x2 head depth, e.g. ``add_head=1``) and ``embedding``
+(``softmax`` or ``linear``), and PNN's ``lateral_scale`` (a number or ``none``).
 
 Example:
     .venv/bin/python scripts/tune_baselines.py --model mtnn2 --scale 0.25 \
