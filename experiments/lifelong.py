@@ -399,8 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=8_000, help="examples between evaluations at scale 1")
     p.add_argument("--distinct", type=int, default=1_000, help="distinct training grids per task (paper: 1k)")
     p.add_argument("--test-size", type=int, default=1_000, help="test grids per task (paper: 10k)")
-    p.add_argument("--lr", type=float, help=f"learning rate of the task-specific parts (default: {BaselineConfig.lr} "
-                   "for the baselines, 0.05 for the NTPT Params)")
+    p.add_argument("--lr", type=float, help="learning rate of the task-specific parts (default: each baseline's tuned "
+                   "rate, docs/baselines.md; 0.05 for the NTPT Params)")
     p.add_argument("--perceptual-lr-scale", type=float,
                    help=f"shared networks' rate relative to --lr (default {BaselineConfig.perceptual_lr_scale}, the paper's)")
     p.add_argument("--seed", type=int, default=0)
