@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .discrete import batch_size, check_inputs, check_tensors
+from .discrete import batch_size, check_inputs, check_outputs, check_tensors, require_observed
 from .errors import DataError
 from .ir import FlatModel
 
@@ -87,27 +87,13 @@ def prepare_batch(flat: FlatModel, data: Mapping[str, Any], device: Any = "cpu",
         torch.Size([1, 2])
     """
     n = batch_size(flat, data)
+    if n == 0:
+        raise DataError("the batch is empty: its arrays have 0 instances (first dimension); fix: give at least one instance")
     inputs = {k: torch.from_numpy(v).to(device).unsqueeze(0) for k, v in check_inputs(flat, data, n).items()}
     tensors = {k: torch.from_numpy(v).to(device, dtype).unsqueeze(0) for k, v in check_tensors(flat, data, n).items()}
-    targets = {}
-    for d in flat.outputs:
-        if d.name not in data:
-            continue
-        arr = data[d.name]
-        arr = arr.detach().cpu().numpy() if hasattr(arr, "detach") else np.asarray(arr)
-        if arr.shape != (n, *d.shape) or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-            raise DataError(
-                f"output {d.name!r} has shape {arr.shape} and dtype {arr.dtype}, expected ints of shape {(n, *d.shape)}; "
-                "fix: give one row per instance with the declared shape, -1 for don't care"
-            )
-        bad = (arr < -1) | (arr >= d.size)
-        if bad.any():
-            pos = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise DataError(
-                f"output {d.name!r} has value {int(arr[pos])} at instance {pos[0]}; Output({d.size}) values run "
-                f"0..{d.size - 1} (-1 = don't care); fix: correct the data"
-            )
-        targets[d.name] = torch.from_numpy(arr.astype(np.int64)).to(device).unsqueeze(0)
+    checked = check_outputs(flat, data, n)
+    require_observed(flat, checked, data, "the batch")  # nothing observed: no loss, every restart at 1.0
+    targets = {k: torch.from_numpy(v).to(device).unsqueeze(0) for k, v in checked.items()}
     return Batch(inputs, tensors, targets, n)
 
 

@@ -23,7 +23,8 @@ from .errors import DataError, NtptError, SourceError
 from .ir import NO_SPAN, Assign, Call, Case, Const, Elem, Expr, FlatModel, Span, TensorArg, TensorElem
 from .netfn import check_netstate, mlp_scores
 
-__all__ = ["execute", "as_numpy", "batch_size", "check_inputs", "check_params", "check_tensors"]
+__all__ = ["execute", "as_numpy", "batch_size", "check_data", "check_inputs", "check_outputs", "check_params",
+           "check_tensors"]
 
 
 def execute(
@@ -239,12 +240,17 @@ def batch_size(flat: FlatModel, batch: Mapping[str, Any]) -> int:
     Falls back to the outputs' leading dimension, then 1, for a model without inputs.
 
     Raises:
-        DataError: when the arrays disagree on B.
+        DataError: when ``batch`` is not a dict of arrays, or the arrays disagree on B.
 
     Example:
         >>> batch_size(FlatModel({}, {}, {}, {}, (), {}), {})
         1
     """
+    if not isinstance(batch, Mapping):
+        raise DataError(
+            f"a batch must be a dict name -> array, got {type(batch).__name__}; "
+            "fix: pass e.g. {'x': int array [B, ...], 'y': int array [B, ...]} (docs/design.md)"
+        )
     sizes = {}
     names = [d.name for d in flat.inputs] + list(flat.tensors)
     if not any(n in batch for n in names):
@@ -302,6 +308,93 @@ def check_inputs(flat: FlatModel, batch: Mapping[str, Any], n: int) -> dict[str,
             )
         out[d.name] = arr
     return out
+
+
+def check_outputs(flat: FlatModel, batch: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
+    """Validate the Outputs present in ``batch``: ints of shape ``[B, *shape]`` in ``-1..size-1``.
+
+    An Output missing from ``batch`` is unobserved; ``-1`` marks one element as don't care.
+
+    Returns:
+        name -> int64 array ``[n, *shape]`` for each Output in ``batch``.
+
+    Raises:
+        DataError: naming the output and the bad shape, dtype or value (and the instance).
+
+    Example:
+        >>> from ntpt_dist.interpreter.ir import Decl, NO_SPAN
+        >>> flat = FlatModel({"y": Decl("y", "output", 2, (), NO_SPAN)}, {}, {}, {}, (), {})
+        >>> check_outputs(flat, {"y": [1, -1]}, 2)["y"].tolist()
+        [1, -1]
+    """
+    out = {}
+    for d in flat.outputs:
+        if d.name not in batch:
+            continue
+        arr = as_numpy(batch[d.name])
+        if arr.shape != (n, *d.shape) or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+            raise DataError(
+                f"output {d.name!r} has shape {arr.shape} and dtype {arr.dtype}, expected ints of shape {(n, *d.shape)}; "
+                "fix: give one row per instance with the declared shape, -1 for don't care"
+            )
+        bad = (arr < -1) | (arr >= d.size)
+        if bad.any():
+            pos = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise DataError(
+                f"output {d.name!r} has value {int(arr[pos])} at instance {pos[0]}; Output({d.size}) values run "
+                f"0..{d.size - 1} (-1 = don't care); fix: correct the data"
+            )
+        out[d.name] = arr.astype(np.int64)
+    return out
+
+
+def check_data(flat: FlatModel, data: Any, what: str = "the data") -> int:
+    """Validate a batch to train or score on: a dict, at least one instance, every input
+    and observed output valid, and at least one output element observed (not ``-1``).
+
+    Data that observes nothing scores every program 1.0, so it is refused.
+
+    Args:
+        what: how error messages name the batch (e.g. ``"val_data"``).
+
+    Returns:
+        the batch size B.
+
+    Raises:
+        DataError: naming the rule, the value found and the fix.
+
+    Example:
+        >>> from ntpt_dist.interpreter.ir import Decl, NO_SPAN
+        >>> flat = FlatModel({"y": Decl("y", "output", 2, (), NO_SPAN)}, {}, {}, {}, (), {})
+        >>> check_data(flat, {"y": [1, -1]})
+        2
+    """
+    if not isinstance(data, Mapping):
+        raise DataError(
+            f"{what} must be a dict name -> array, got {type(data).__name__}; "
+            "fix: pass e.g. {'x': int array [B, ...], 'y': int array [B, ...]} (docs/design.md)"
+        )
+    n = batch_size(flat, data)
+    if n == 0:
+        raise DataError(f"{what} is empty: its arrays have 0 instances (first dimension); fix: give at least one instance")
+    check_inputs(flat, data, n)
+    check_tensors(flat, data, n)
+    require_observed(flat, check_outputs(flat, data, n), data, what)
+    return n
+
+
+def require_observed(flat: FlatModel, targets: Mapping[str, np.ndarray], data: Mapping[str, Any], what: str) -> None:
+    """Raise a DataError unless some element of ``targets`` (checked outputs) is observed (not ``-1``)."""
+    if not targets:
+        raise DataError(
+            f"{what} has none of the model's outputs {[d.name for d in flat.outputs]} (keys: {sorted(data)}); "
+            "fix: add the expected outputs as int arrays [B, *shape], -1 where any value is acceptable"
+        )
+    if not any((t != -1).any() for t in targets.values()):
+        raise DataError(
+            f"{what} observes no output: every element of {sorted(targets)} is -1 (don't care), "
+            "so every program would score 1.0; fix: give the expected output values for some instances"
+        )
 
 
 def check_tensors(flat: FlatModel, batch: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:

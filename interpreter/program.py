@@ -15,8 +15,8 @@ from typing import Any, Optional
 import numpy as np
 
 from .calls import called_networks
-from .discrete import as_numpy, batch_size, check_params, execute
-from .errors import DataError, NtptError
+from .discrete import check_data, check_outputs, check_params, execute
+from .errors import NtptError
 from .ir import Decl, FlatModel
 from .netfn import check_netstate
 
@@ -143,7 +143,8 @@ class Program:
             hypers: as in :meth:`run`.
 
         Raises:
-            DataError: no Output in the batch, one of the wrong shape, or an empty batch.
+            DataError: an empty batch, no Output in it or none observed (all ``-1``), or an
+                input or Output of the wrong shape, dtype or range (as in training).
 
         Example:
             >>> from ntpt_dist.interpreter.model import compile_source
@@ -152,22 +153,12 @@ class Program:
             0.5
         """
         flat = self._flat_for(hypers)
-        n = batch_size(flat, batch)
-        if n == 0:
-            raise DataError("the batch is empty; fix: give at least one instance")
-        observed = [d for d in flat.outputs if d.name in batch]
-        if not observed:
-            raise DataError(
-                f"the batch has none of the model's outputs {[d.name for d in flat.outputs]} (keys: {sorted(batch)}); "
-                "fix: add the expected outputs as int arrays [B, *shape], -1 where any value is acceptable"
-            )
+        n = check_data(flat, batch, "the batch")  # the rules training applies (lower.prepare_batch)
+        wanted = check_outputs(flat, batch, n)
         predicted = execute(flat, self.params, self.networks, batch)
         correct = np.ones(n, dtype=bool)
-        for d in observed:
-            want = as_numpy(batch[d.name]).astype(np.int64)
-            if want.shape != (n, *d.shape):
-                raise DataError(f"output {d.name!r} has shape {want.shape}, expected {(n, *d.shape)}; fix: one row per instance")
-            ok = (predicted[d.name] == want) | (want == -1)
+        for name, want in wanted.items():
+            ok = (predicted[name] == want) | (want == -1)
             correct &= ok.reshape(n, -1).all(axis=1)
         return float(correct.mean())
 

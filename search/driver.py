@@ -20,6 +20,7 @@ import time
 from collections import deque
 from typing import Any, Optional
 
+from ..interpreter.discrete import check_data
 from ..interpreter.errors import NtptError
 from .backends import ActorLost, Backend, LocalBackend
 from .journal import Journal
@@ -102,6 +103,7 @@ def search(
 
     Raises:
         NtptError: bad arguments, or workers that keep dying before doing any work.
+        DataError: ``data`` or ``val_data`` that training would refuse (checked before any worker starts).
 
     Example:
         >>> model = ntpt_dist.compile_file("experiments/models/maze.py", {"W": 3})   # doctest: +SKIP
@@ -113,8 +115,13 @@ def search(
     policy = policy or JumpPolicy()
     stop = stop or StopRule()
     total = restarts if stop.max_restarts is None else min(restarts, stop.max_restarts)
-    if block_factory is None and not hasattr(model_or_task, "flat"):
-        spec.compile()  # a SourceError here beats one in every worker
+    if block_factory is None:
+        # A SourceError or DataError here, before any worker starts, beats one in every worker
+        # (on Ray a worker's error surfaced only as actors dying one by one).
+        flat = model_or_task.flat if hasattr(model_or_task, "flat") else spec.compile().flat
+        check_data(flat, data, "data")
+        if val_data is not None:
+            check_data(flat, val_data, "val_data")
     if isinstance(journal, (str,)) or hasattr(journal, "__fspath__"):
         journal = Journal(journal)
     sinks = [s for s in (store, journal) if s is not None]

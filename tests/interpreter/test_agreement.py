@@ -33,11 +33,14 @@ MODELS_DIR = Path(__file__).parent / "models"
 
 
 def random_targets(flat: FlatModel, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Random observed outputs, about a quarter of them don't care (-1)."""
-    out = {}
+    """Random observed outputs, about a quarter of them don't care (-1), at least one observed."""
+    out, drawn = {}, {}
     for d in flat.outputs:
-        y = rng.integers(0, d.size, size=(n, *d.shape))
+        y = drawn[d.name] = rng.integers(0, d.size, size=(n, *d.shape))
         out[d.name] = np.where(rng.random(y.shape) < 0.25, -1, y)
+    if out and all((v == -1).all() for v in out.values()):  # data that observes nothing is refused
+        first = flat.outputs[0].name
+        out[first].flat[0] = drawn[first].flat[0]
     return out
 
 

@@ -246,3 +246,27 @@ def test_intended_fixture_programs_are_exact_also_on_longer_runs():
     assert maze.accuracy(maze_data(rng, 20, 30, 4, 3), hypers={"T": 30, "W": 4, "H": 3}) == 1.0
     wrong = Program(turing.model, {**INTENDED["turing"], "write": [[0, 0, 0], [0, 1, 2]]})
     assert wrong.accuracy(turing_data(rng, 20, 3)) < 1.0
+
+
+def test_accuracy_refuses_the_outputs_that_training_refuses():
+    from ntpt_dist.interpreter.model import compile_source
+
+    model = compile_source("x = Input(2)\np = Param(2)\ny = Output(2)\nif p == 0:\n    y.set_to(x)\nelse:\n    y.set_to_constant(1)\n")
+    prog = model.program({"p": 0})
+    x = np.array([0, 1])
+    bad = [
+        ({"x": x, "y": np.array([7, 1])}, "output 'y' has value 7.*0..1"),
+        ({"x": x, "y": np.array([0.5, 1.0])}, "output 'y'.*dtype float64, expected ints"),
+        ({"x": x, "y": np.array([np.nan, 1.0])}, "output 'y'.*dtype float64, expected ints"),
+        ({"x": x, "y": np.array([-1, -1])}, r"observes no output: every element of \['y'\] is -1"),
+        ({"x": np.zeros(0, int), "y": np.zeros(0, int)}, "is empty: its arrays have 0 instances"),
+        (None, "must be a dict name -> array, got NoneType"),
+    ]
+    for data, message in bad:
+        with pytest.raises(DataError, match=message):
+            prog.accuracy(data)
+        with pytest.raises(DataError, match=message):
+            model.train(data, restarts=2, steps=2)
+    with pytest.raises(DataError, match="must be a dict name -> array, got NoneType"):
+        prog.run(None)
+    assert prog.accuracy({"x": x, "y": np.array([0, -1])}) == 1.0  # one observed element is enough

@@ -246,3 +246,28 @@ def test_resume_through_the_memory_library_store():
         assert second.records[k]["trajectory"] == first.records[k]["trajectory"]
     assert store.get_search(first.search_id)["status"] == "finished"
     assert second.winner["program"]["weights"].dtype.name == "float32"  # programs come back as logged
+
+
+class NoWorkers:
+    """A backend that fails the test if the driver uses it at all."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the driver used its backend ({name}) for data it should have refused")
+
+
+@pytest.mark.parametrize("data, val_data, message", [
+    (None, None, "data must be a dict name -> array, got NoneType"),
+    ({"x": [], "y": []}, None, "data is empty"),
+    ({"x": [0, 1], "y": [-1, -1]}, None, "data observes no output"),
+    ({"x": [0, 1], "y": [0, 7]}, None, "output 'y' has value 7"),
+    ({"x": [0, 1], "y": [0, 1]}, {"x": [0, 1], "y": [0.5, 1.0]}, "dtype float64, expected ints"),
+])
+def test_bad_data_is_a_data_error_before_any_worker_or_store_record(data, val_data, message):
+    from ntpt_dist.interpreter.errors import DataError
+
+    store = StoreDouble()
+    source = "x = Input(2)\ny = Output(2)\ny.set_to(x)\n"
+    with pytest.raises(DataError, match=message):
+        search((source, {}), data, restarts=4, val_data=val_data, backend=NoWorkers(), store=store,
+               progress=False, task="t")
+    assert store.started == []
