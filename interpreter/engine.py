@@ -254,6 +254,11 @@ class RestartBlock:
         objective = fwd.loss
         if cfg.entropy_bonus > 0:
             objective = objective - cfg.entropy_bonus * torch.exp(-cfg.entropy_decay * t_slot) * fwd.entropy
+        if not objective.requires_grad:
+            raise NtptError(f"model {self.flat.filename!r} has nothing to train: its loss depends on no Param and no "
+                            "@Learn network (none declared, all fixed by set_to_constant, or the library held "
+                            "fixed); fix: declare a Param or @Learn function the outputs depend on, or use "
+                            "Program.run to execute a fixed model")
         live_t = torch.as_tensor(live, device=low.device)
         torch.where(live_t, objective, torch.zeros_like(objective)).sum().backward()
         with torch.no_grad():

@@ -11,6 +11,8 @@ from typing import Optional
 
 from .ir import Span
 
+QUOTE_WIDTH = 160  # characters of a source line quoted in an error
+
 
 class NtptError(Exception):
     """Root of every error ntpt-dist raises for bad user input."""
@@ -38,11 +40,18 @@ class SourceError(NtptError):
         text = f"{self.span}: error: {self.message}"
         lines = self.source.splitlines()
         if 1 <= self.span.line <= len(lines):
-            line = lines[self.span.line - 1]
+            line, col = lines[self.span.line - 1], self.span.col
             width = 1
             if self.span.end_line == self.span.line and self.span.end_col > self.span.col:
                 width = self.span.end_col - self.span.col
-            text += f"\n    {line}\n    {' ' * self.span.col}{'^' * width}"
+            if len(line) > QUOTE_WIDTH:  # quote a window around the column, never a whole huge line
+                start = max(0, col - QUOTE_WIDTH // 4)
+                shown = line[start:start + QUOTE_WIDTH]
+                prefix = "..." if start else ""
+                line = prefix + shown + ("..." if start + QUOTE_WIDTH < len(line) else "")
+                col = col - start + len(prefix)
+                width = max(1, min(width, len(prefix) + len(shown) - col))
+            text += f"\n    {line}\n    {' ' * col}{'^' * width}"
         if self.fix:
             text += f"\n  fix: {self.fix}"
         return text

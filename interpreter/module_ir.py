@@ -65,6 +65,40 @@ _CMPOPS = {
 }  # fmt: skip
 
 
+VALUE_BOUND = 2**64  # |value| of every compile-time integer (as in @Runtime bodies)
+MAX_NESTING = 100  # how deep expressions and statements may nest (checked by parse on the whole tree)
+
+
+def show_int(value: int) -> str:
+    """An integer for an error message: huge ones by their size, never all their digits."""
+    return f"a {value.bit_length()}-bit integer" if value.bit_length() > 128 else str(value)
+
+
+class ConstantBound(Exception):
+    """Raised by :func:`const_eval` for a constant beyond ``±VALUE_BOUND`` (or a fraction): ``node`` is where."""
+
+    def __init__(self, node: ast.AST, why: str):
+        super().__init__(why)
+        self.node, self.why = node, why
+
+
+def _bounded(value: int, node: ast.AST, what: str) -> int:
+    if not -VALUE_BOUND <= value <= VALUE_BOUND:
+        raise ConstantBound(node, f"{what} is {show_int(value)}, beyond the ±2**64 allowed for constants")
+    return value
+
+
+def _binop(node: ast.BinOp, left: int, right: int) -> int:
+    if isinstance(node.op, ast.Pow):  # decide before computing: 9**9**9 must not be computed
+        if right < 0:
+            raise ConstantBound(node, f"{show_int(left)} ** {show_int(right)} has a negative exponent, so it is not "
+                                      "an integer")
+        if abs(left) > 1 and right > 64:
+            raise ConstantBound(node, f"{show_int(left)} ** {show_int(right)} is beyond the ±2**64 allowed for "
+                                      "constants")
+    return _bounded(int(_BINOPS[type(node.op)](left, right)), node, "this constant")
+
+
 class NotConstant(Exception):
     """Raised by :func:`const_eval` for an expression that is not a compile-time constant."""
 
@@ -85,17 +119,18 @@ def const_eval(node: ast.AST, env: Mapping[str, object]) -> int:
 
     Raises:
         NotConstant: the expression reads something that is not a constant.
+        ConstantBound: a value beyond ``±VALUE_BOUND`` (checked before ``**`` is computed), or a fraction.
 
     Example:
         >>> const_eval(ast.parse("max(N, 2) * 3", mode="eval").body, {"N": 4})
         12
     """
     if isinstance(node, ast.Constant) and isinstance(node.value, (bool, int)):
-        return int(node.value)
+        return _bounded(int(node.value), node, "the literal")
     if isinstance(node, ast.Name):
         value = env.get(node.id)
         if isinstance(value, int):  # unroll also binds local aliases (ast nodes) in env
-            return value
+            return _bounded(value, node, f"'{node.id}'")
         raise NotConstant(node, f"'{node.id}' is not a constant")
     if isinstance(node, ast.BinOp):
         op = _BINOPS.get(type(node.op))
@@ -105,11 +140,11 @@ def const_eval(node: ast.AST, env: Mapping[str, object]) -> int:
         left, right = const_eval(node.left, env), const_eval(node.right, env)
         if isinstance(node.op, (ast.FloorDiv, ast.Mod)) and right == 0:
             raise NotConstant(node, "division by zero in a constant expression")
-        return int(op(left, right))
+        return _binop(node, left, right)
     if isinstance(node, ast.UnaryOp):
         value = const_eval(node.operand, env)
         if isinstance(node.op, ast.USub):
-            return -value
+            return _bounded(-value, node, "this constant")
         if isinstance(node.op, ast.UAdd):
             return value
         if isinstance(node.op, ast.Not):

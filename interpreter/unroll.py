@@ -27,10 +27,11 @@ from typing import Optional, Union
 from .errors import SourceError
 from .inline import InlineExpansion
 from .ir import Assign, Atom, Call, Case, Const, Decl, Elem, Expr, FlatModel, Span, TensorArg, TensorElem
-from .module_ir import Env, ModuleIR, NotConstant, const_eval, fold_names, unsubscript
+from .module_ir import ConstantBound, Env, ModuleIR, NotConstant, const_eval, fold_names, unsubscript
 from .paths import Path, Pos, Slot, covers, elems, restrict, within
 
-MAX_UNROLLED = 5_000_000  # Fig. 1 at T=45 unrolls ~6,000
+MAX_WORK = 250_000  # statements, loop iterations, branches and cases: ~1 s of unrolling; Fig. 1 at T=45 costs ~30,000
+BRANCH_COST = 4  # units per value a `with` or `if` branches on: a branch costs several statements' time
 
 
 class _Unroller(InlineExpansion):
@@ -279,15 +280,31 @@ class _Unroller(InlineExpansion):
         env[name] = folded
 
     def loop_range(self, node: ast.For, env: Env) -> range:
-        loop = range(*(self.const(a, env, "a range() bound") for a in node.iter.args))
-        self.count(len(loop), node.iter)
+        args = node.iter.args
+        if not 1 <= len(args) <= 3 or node.iter.keywords:
+            raise self.err(f"range() takes 1 to 3 arguments, but got {len(args)}", node.iter,
+                           "write range(stop), range(start, stop) or range(start, stop, step)")
+        bounds = [self.const(a, env, "a range() bound") for a in args]
+        if len(bounds) == 3 and bounds[2] == 0:
+            raise self.err("the step of range() must not be 0", args[2], "use a positive or negative step")
+        loop = range(*bounds)
+        start, stop, step = loop.start, loop.stop, loop.step
+        n = max(0, (stop - start + step - (1 if step > 0 else -1)) // step)  # len() overflows past sys.maxsize
+        self.count(n, node.iter)
         return loop
 
     def count(self, n: int, node: ast.AST) -> None:
-        """Charge ``n`` unrolled statements; a model that unrolls to millions is almost surely a bound typo."""
+        """Charge ``n`` units of work; a model that unrolls to millions is almost surely a bound typo.
+
+        A unit is one statement unrolled, one loop iteration and one case
+        gathered into an Assign; a value a ``with``/``if`` branches on costs
+        ``BRANCH_COST``. So the budget bounds the time a compile takes, not only
+        the number of statements.
+        """
         self.work += n
-        if self.work > MAX_UNROLLED:
-            raise self.err(f"the model unrolls to more than {MAX_UNROLLED:,} statements (reached here)", node,
+        if self.work > MAX_WORK:
+            raise self.err(f"the model unrolls to more than {MAX_WORK:,} units of work (statements, loop "
+                           "iterations, branches, cases), reached here", node,
                            "check the loop bounds and hyper-parameter values")
 
     def statement(self, node: ast.stmt, env: Env, path: Path, pos: Pos) -> None:
@@ -399,6 +416,7 @@ class _Unroller(InlineExpansion):
             self.with_(node, rest, {**env, var: elem.value}, path, pos)
             return
         key = next(self.keys)
+        self.count(BRANCH_COST * self.size(elem), item.context_expr)
         for v in range(self.size(elem)):
             sub = restrict(path, elem, frozenset([v]))
             if sub is not None:
@@ -415,6 +433,7 @@ class _Unroller(InlineExpansion):
         if isinstance(elem, Const):
             self.branch(node.body if elem.value in values else node.orelse, env, path, pos)
             return
+        self.count(BRANCH_COST * self.size(elem), node.test)
         everything = frozenset(range(self.size(elem)))
         key = next(self.keys)
         for choice, (vals, body) in enumerate(((values, node.body), (everything - values, node.orelse))):
@@ -442,6 +461,7 @@ class _Unroller(InlineExpansion):
 
     def emit(self, target: Elem, where: ast.AST) -> None:
         cases = tuple(self.cases[target])
+        self.count(len(cases), where)
         total = covers(cases, self.size)
         assign = Assign(target, cases, total, self.ir.span(where))
         if target in self.emitted:  # more cases from a later statement: move the Assign after it
@@ -472,8 +492,11 @@ def unroll(ir: ModuleIR) -> FlatModel:
         Elem(name='y', index=())
     """
     u = _Unroller(ir)
-    for stmt in ir.body:
-        u.top(stmt, dict(ir.constants))
+    try:
+        for stmt in ir.body:
+            u.top(stmt, dict(ir.constants))
+    except ConstantBound as e:
+        raise ir.error(e.why, e.node, "use smaller constants; indices and loop bounds are far below 2**64") from None
     for d in ir.decls.values():
         if d.kind == "output" and not any(e.name == d.name for e in u.emitted):
             raise SourceError(f"output '{d.name}' is never assigned", d.span, ir.source,

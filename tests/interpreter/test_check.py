@@ -102,7 +102,7 @@ BAD = {
     "Runtime table too large": (HEAD + "@Runtime([5000, 5000, 5000], 2)\ndef f(a, b, c):\n    return 0\n", 4, 2,
                                 "would need a table of 125,000,000,000 entries"),
     "unrolls too far": (HEAD + "for t in range(10 ** 9):\n    pass\n", 4, 10,
-                        "the model unrolls to more than 5,000,000 statements"),
+                        "the model unrolls to more than 250,000 units of work"),
 }
 
 

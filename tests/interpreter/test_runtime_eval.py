@@ -246,7 +246,7 @@ BOUNDED = {  # source -> (line, words): each a SourceError, never a raw exceptio
     "negative shift": (runtime("return 1 >> -a - 1"), 3, "raised ValueError: negative shift count"),
     "range step zero": (runtime("for i in range(0, 2, 0):\n    pass\nreturn 0"), 3, "range() step must not be zero"),
     "huge literal": (runtime("return 99999999999999999999999 % 2"), 3, "exceeds ±2**64"),
-    "huge constant": (runtime("return N % 2", head="N = 10 ** 30\n"), 4, "the constant 'N'"),
+    "huge constant": (runtime("return N % 2", head="N = 10 ** 30\n"), 1, "beyond the ±2**64 allowed for constants"),
     "deep expression": (runtime("return " + " + ".join(["a"] * 150) + " - a * 149"), 3, "nests more than 100 deep"),
     "duplicate parameter": (runtime("return a", args="a, a", sizes="[2, 2]"), 2, "parameter 'a' is declared twice"),
     "default value": (runtime("return a", args="a=1"), 2, "parameters must be plain names"),
@@ -262,7 +262,8 @@ BOUNDED = {  # source -> (line, words): each a SourceError, never a raw exceptio
     "is comparison": (runtime("return a is a"), 3, "comparison Is is not supported"),
     "unpacking": (runtime("x, y = 1, 2\nreturn x"), 3, "only `name = expression`"),
     "local before assignment": (runtime("if a:\n    x = 1\nreturn x"), 5, "reads the local variable 'x' before"),
-    "huge table": ("@Runtime([10 ** 400], 2)\ndef f(a):\n    return 0\n", 1, "over 10**30 entries"),
+    "huge table": ("@Runtime([10 ** 400], 2)\ndef f(a):\n    return 0\n", 1, "beyond the ±2**64 allowed"),
+    "wide table": ("@Runtime([2 ** 40, 2 ** 40], 2)\ndef f(a, b):\n    return 0\n", 1, "more than the 65,536 allowed"),
 }
 
 
