@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -70,7 +71,9 @@ def _syntax_tree(source: str, filename: str) -> ast.Module:
         raise SourceError(f"the model source has {len(source):,} characters, more than the {MAX_SOURCE_CHARS:,} "
                           "allowed", Span(filename, 1, 0, 1, 1), "", "models are short programs; check the file")
     try:
-        return ast.parse(source, filename=filename)
+        with warnings.catch_warnings():  # Python's hints about Python (`1if x`) are not the model's errors
+            warnings.simplefilter("ignore", SyntaxWarning)
+            return ast.parse(source, filename=filename)
     except SyntaxError as e:
         line = e.lineno or 1
         span = Span(filename, line, max((e.offset or 1) - 1, 0), line, max(e.offset or 1, 1))
