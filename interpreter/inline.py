@@ -10,7 +10,7 @@ import ast
 from typing import Optional
 
 from .ir import Expr
-from .module_ir import Env, fold_names, substitute
+from .module_ir import MAX_NESTING, Env, fold_names, nesting, substitute
 
 
 class InlineExpansion:
@@ -24,7 +24,13 @@ class InlineExpansion:
                            "would never end", node, "unroll the recursion with a for loop")
         # The caller's constants (loop and `with` variables) are folded into the arguments now, so a
         # same-named variable in the body cannot capture them.
-        return substitute(fn, [fold_names(a, env) for a in node.args])
+        args = [fold_names(a, env) for a in node.args]
+        for a, folded in zip(node.args, args):  # arguments nest into arguments: bound the depth they reach
+            if nesting(folded) > MAX_NESTING:
+                raise self.err(f"the argument of @Inline '{fn.name}' nests more than {MAX_NESTING} deep once the "
+                               "calls it passes through are expanded", a,
+                               "assign intermediate values to Vars with set_to instead of passing expressions down")
+        return substitute(fn, args)
 
     def inline_value(self, node: ast.Call, env: Env, want: Optional[int]) -> Expr:
         body = self.expand(node, env)

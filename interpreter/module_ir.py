@@ -74,6 +74,16 @@ def show_int(value: int) -> str:
     return f"a {value.bit_length()}-bit integer" if value.bit_length() > 128 else str(value)
 
 
+def nesting(node: ast.AST) -> int:
+    """How deep ``node``'s tree is (iteratively: a tree too deep for recursion is measured too)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 class ConstantBound(Exception):
     """Raised by :func:`const_eval` for a constant beyond ``±VALUE_BOUND`` (or a fraction): ``node`` is where."""
 

@@ -42,6 +42,17 @@ EXTREME_NUMBERS = ("0", "1", "-1", "2", "7", "100", "65537", "10**9", "2**64", "
                    "9" * 5000, "10**5000", "0**-1", "2**-1")
 TINY = "x = Input(2)\ny = Output(2)\np = Param(2)\nwith p as v:\n    y.set_to(v)\n"
 
+
+
+def _deep_inline(levels: int = 40, per_level: int = 20) -> str:
+    """@Inline functions each wrapping its argument in ``per_level`` calls before passing it down."""
+    src = "x = Input(100)\ny = Output(100)\n@Runtime([100], 100)\ndef inc(a):\n    return (a + 1) % 100\n"
+    src += "@Inline\ndef g0(a, b):\n    b.set_to(a)\n"
+    for k in range(1, levels):
+        src += f"@Inline\ndef g{k}(a, b):\n    g{k - 1}(" + "inc(" * per_level + "a" + ")" * per_level + ", b)\n"
+    return src + f"g{levels - 1}(x, y)\n"
+
+
 # (name, source, hypers, train?) found by earlier fuzzing; each must fail with an NtptError, quickly
 KNOWN_BAD: list[tuple[str, str, dict, bool]] = [
     ("long sum", "N = " + " + ".join(["1"] * 100_000) + "\n", {}, False),
@@ -75,6 +86,7 @@ KNOWN_BAD: list[tuple[str, str, dict, bool]] = [
     ("wide with, within range", "s = Input(65536)[40]\ny = Output(2)[40]\nfor t in range(40):\n"
                                 "    with s[t] as i:\n        y[t].set_to(i % 2)\n", {}, False),
     ("not text", b"x = Input(2)\n", {}, False),
+    ("arguments nesting through @Inline", _deep_inline(), {}, False),
 ]
 MAZE_T = ("maze T=10**6", "maze.py", {"T": 10**6, "W": 3, "H": 3})
 TURING = ("turing n_states=10**9", "turing.py", "n_states = 2", "n_states = 10**9")

@@ -115,6 +115,7 @@ def test_a_model_with_nothing_to_train_says_so(source):
     ("hyper beyond 2**64", 1, "hyper-parameter 'T' is 1180591620717411303424, beyond"),
     ("wide with", 2, "the range of Var 's' is 1,000,000,000, more than the 65,536 allowed"),
     ("wide with, within range", 4, "more than 250,000 units of work"),
+    ("arguments nesting through @Inline", 113, "the argument of @Inline 'g34' nests more than 100 deep"),
 ])
 def test_known_bad_sources_name_the_rule(name, line, words):
     source, hypers = next((k[1], k[2]) for k in fuzz.KNOWN_BAD if k[0] == name)
