@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import NtptError
-from .ir import LearnFn
+from .ir import LearnFn, TensorArg
 
 NetFn = Callable[[list[float]], list[float]]
 
@@ -33,7 +33,7 @@ def check_netstate(fn: LearnFn, net: Any) -> dict[str, np.ndarray]:
         the state dict ``{"w0": ..., "b0": ..., ...}`` as float32 numpy arrays.
 
     Raises:
-        NtptError: when the signature or a weight shape does not fit ``fn``.
+        NtptError: when the signature, a weight's shape or its type (finite real numbers) does not fit ``fn``.
 
     Example:
         >>> fn = LearnFn("g", (2,), 3, ())
@@ -42,7 +42,7 @@ def check_netstate(fn: LearnFn, net: Any) -> dict[str, np.ndarray]:
         >>> st["w0"].dtype
         dtype('float32')
     """
-    if not isinstance(net, Mapping) or "state" not in net:
+    if not isinstance(net, Mapping) or not isinstance(net.get("state"), Mapping):
         raise NtptError(
             f"network {fn.name!r} must be a NetState dict with keys 'signature' and 'state', got {type(net).__name__}; "
             "fix: pass {'signature': fn.signature, 'state': {'w0': ..., 'b0': ..., ...}}"
@@ -59,7 +59,14 @@ def check_netstate(fn: LearnFn, net: Any) -> dict[str, np.ndarray]:
         for key, shape in ((f"w{i}", (sizes[i], sizes[i + 1])), (f"b{i}", (sizes[i + 1],))):
             if key not in net["state"]:
                 raise NtptError(f"network {fn.name!r} has no weight {key!r}; fix: its state needs w0, b0 .. w{len(sizes) - 2}, b{len(sizes) - 2}")
-            arr = np.asarray(net["state"][key], dtype=np.float32)
+            arr = np.asarray(net["state"][key])
+            if arr.dtype.kind not in "fiu" or not np.isfinite(arr).all():
+                raise NtptError(
+                    f"network {fn.name!r}: weight {key!r} must hold finite real numbers, got dtype {arr.dtype}"
+                    f"{'' if arr.dtype.kind not in 'fiu' else ' with NaN or inf'}; "
+                    "fix: use a network trained for this declaration (a stored one is corrupted)"
+                )
+            arr = arr.astype(np.float32)
             if arr.shape != shape:
                 raise NtptError(
                     f"network {fn.name!r}: weight {key!r} has shape {arr.shape}, expected {shape} for signature {fn.signature!r}; "
@@ -67,6 +74,60 @@ def check_netstate(fn: LearnFn, net: Any) -> dict[str, np.ndarray]:
                 )
             state[key] = arr
     return state
+
+
+def check_stored_net(name: str, net: Any, what: str) -> dict[str, Any]:
+    """Validate a NetState read from a store against the signature it carries.
+
+    A ``@Learn`` signature (``LearnFn.signature``: ``"(2,T1x28x28)->10|128-64"``) fixes every
+    weight's shape, so a library version is checked without the model that declares it;
+    under any other signature every weight must still be an array of finite real numbers.
+
+    Returns:
+        the NetState with its weights as float32 arrays.
+
+    Raises:
+        NtptError: naming ``what``: a missing weight, or one of the wrong shape or type.
+
+    Example:
+        >>> fn = LearnFn("g", (2, TensorArg((1, 3))), 4, (5,))
+        >>> net = random_netstate(fn, np.random.default_rng(0))
+        >>> check_stored_net("g", net, "blob")["state"]["w0"].shape
+        (5, 5)
+    """
+    sig = net.get("signature") if isinstance(net, Mapping) else None
+    fn = _learn_fn_of(name, sig)
+    try:
+        if fn is not None:
+            return {**net, "signature": sig, "state": check_netstate(fn, net)}
+        # a signature of another kind (not a @Learn MLP's): every weight must still be a finite real array
+        if not isinstance(net, Mapping) or not isinstance(net.get("state"), Mapping):
+            raise NtptError(f"it must be a NetState {{'signature': str, 'state': dict}}, got {net!r:.100}")
+        for key, value in net["state"].items():
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "fiu" or not np.isfinite(arr).all():
+                raise NtptError(f"weight {key!r} must hold finite real numbers, got dtype {arr.dtype}")
+    except NtptError as exc:
+        raise NtptError(
+            f"{what} is corrupted: {exc}; fix: re-run the search that wrote it, "
+            "or point the network's champion alias at another version"
+        ) from exc
+    return dict(net)
+
+
+def _learn_fn_of(name: str, sig: Any) -> Any:
+    """The LearnFn whose signature is ``sig`` (``"(2,T1x28x28)->10|128-64"``), or None."""
+    try:
+        head, hidden = str(sig).split("|")
+        args_text, out = head.removeprefix("(").split(")->")
+        args = tuple(TensorArg(tuple(int(x) for x in a[1:].split("x"))) if a.startswith("T") else int(a)
+                     for a in args_text.split(",") if a)
+        fn = LearnFn(name, args, int(out), tuple(int(h) for h in hidden.split("-") if h))
+    except ValueError:
+        return None
+    if fn.signature != sig or fn.out_size < 1 or min((*fn.hid_sizes, fn.in_features)) < 1:
+        return None
+    return fn
 
 
 def mlp_scores(state: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:

@@ -207,7 +207,8 @@ class Program:
             listing: optional pretty printer to attach to the recompiled model.
 
         Raises:
-            NtptError: a key is missing; SourceError if the source no longer compiles.
+            NtptError: a key is missing or of the wrong type, or a network does not fit its
+                ``@Learn`` declaration; SourceError if the source no longer compiles.
 
         Example:
             >>> from ntpt_dist.interpreter.model import compile_source
@@ -219,6 +220,21 @@ class Program:
         if missing:
             raise NtptError(
                 f"a Program dict needs keys {list(_KEYS)}, this one lacks {missing}; fix: pass what Program.to_dict() returned"
+            )
+        kinds = {"source": str, "filename": str, "hypers": dict, "params": dict, "networks": dict}
+        for key, kind in kinds.items():
+            if not isinstance(d[key], kind):
+                raise NtptError(
+                    f"a Program dict's {key!r} must be a {kind.__name__}, but it is {type(d[key]).__name__} "
+                    f"({d[key]!r:.100}); fix: pass what Program.to_dict() returned (a stored one is corrupted: "
+                    "re-run the search that wrote it, or point the task's champion alias at another version)"
+                )
+        bad_net = next((n for n, net in d["networks"].items() if not isinstance(net, dict)
+                        or not isinstance(net.get("state"), dict)), None)
+        if bad_net is not None:
+            raise NtptError(
+                f"a Program dict's network {bad_net!r} must be a NetState {{'signature': str, 'state': dict}}, "
+                f"but it is {d['networks'][bad_net]!r:.100}; fix: pass what Program.to_dict() returned"
             )
         from .model import compile_source  # model.py imports the compiler passes, which need program.py only lazily
 

@@ -23,6 +23,7 @@ from typing import Any, Optional, Union
 from ..interpreter.errors import NtptError
 from . import base
 from .base import CHAMPION, NetState, ProgramRecord
+from .records import program_record
 
 StoreLike = Union[base.LibraryStore, str, None]
 MEMORY = "memory://"
@@ -178,11 +179,9 @@ def _read_sqlite_program(task: str, uri: str, version: Union[int, str]) -> Optio
     number, path = found
     what = f"program of task {task!r} version {number} in store {uri}"
     record = read_file(path, f"{what} ({path})")
+    parsed = program_record(task, number, record, what)
     check_stored_task(record.get("task"), task, what)
-    return StoredProgram(ProgramRecord(
-        task, number, record["program"], record["val_acc"], record["test_acc"], record["library_version"],
-        record["search_id"], record["seed"], record["hypers"], record["merge"],
-    ))
+    return StoredProgram(parsed)
 
 
 def load_library(store: StoreLike = None, version: base.Version = CHAMPION) -> dict[str, NetState]:

@@ -432,8 +432,13 @@ class LibraryStore(abc.ABC):
         for attempt in range(1, retries + 1):
             with self._merge_lock():
                 current = self.champion_versions()
-                champion_lib = self.load_library(current)
                 earlier = self._tasks_using({n for n in candidates if n in current}, skip=task, calls=calls)
+                if own_gate:  # only what the gate runs: an unrelated network's damaged file blocks nothing
+                    needed = set(candidates) | set(runnable.called_networks())
+                    needed |= {n for t in earlier for n in calls(t)}
+                    champion_lib = self._load_champions({n: v for n, v in current.items() if n in needed}, task)
+                else:  # the caller's evaluate may read any network of the library
+                    champion_lib = self._load_champions(current, task)
                 decision = merge_gate(task, candidates, evaluate, epsilon, champion=champion_lib, earlier_tasks=earlier)
                 taken = decision.added + (decision.updated if decision.accepted else [])
                 tags = {"val_acc": f"{decision.val_acc:.6f}", "merge": "accepted" if decision.accepted else "added"}
@@ -468,6 +473,22 @@ class LibraryStore(abc.ABC):
             f"merge of {task!r} lost the race for the champion aliases {retries} times in store {self.uri}; "
             "fix: retry later or serialise merges (one driver per store)"
         )
+
+    def _load_champions(self, versions: Mapping[str, int], task: str) -> dict[str, NetState]:
+        """The champion networks a merge of ``task`` needs; one that cannot be read names its version and the repair."""
+        library = {}
+        for name, version in sorted(versions.items()):
+            try:
+                library[name] = self._get_net_version(name, int(version)).net
+            except NtptError as exc:
+                older = [v for v in self.net_versions(name) if v != version]
+                raise NtptError(
+                    f"the merge of task {task!r} needs champion version {version} of network {name!r}, which cannot "
+                    f"be read from store {self.uri}: {str(exc).split('; fix:')[0]}; fix: restore that file, or point the champion back at a "
+                    f"readable version with store.set_champion({name!r}, N) (other versions: {older}) and merge "
+                    f"again the task that trained it"
+                ) from exc
+        return library
 
     def _tasks_using(self, names: set[str], skip: str, calls: Callable[[str], Iterable[str]]) -> list[str]:
         """Tasks (other than ``skip``) whose champion program calls one of ``names`` (``calls(task)``).

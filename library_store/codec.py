@@ -67,7 +67,8 @@ def decode(data: bytes, what: str = "blob") -> Any:
         The value, arrays restored with their dtypes and shapes.
 
     Raises:
-        NtptError: the bytes are not a blob written by :func:`encode` (corrupted or truncated).
+        NtptError: the bytes are not a blob written by :func:`encode` (corrupted or truncated),
+            or its skeleton refers to an array it does not hold.
     """
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
@@ -82,7 +83,14 @@ def decode(data: bytes, what: str = "blob") -> Any:
     def walk(value: Any) -> Any:
         if isinstance(value, dict):
             if set(value) == {_ARRAY}:
-                return arrays[value[_ARRAY]]
+                key = value[_ARRAY]
+                if not isinstance(key, str) or key not in arrays:
+                    raise NtptError(
+                        f"{what} is corrupted: it refers to array {key!r}, which it does not hold "
+                        f"(arrays: {sorted(arrays)}); fix: re-run the search that wrote it, "
+                        "or point the store's alias at another version"
+                    )
+                return arrays[key]
             return {k: walk(v) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v) for v in value]

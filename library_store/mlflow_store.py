@@ -44,12 +44,14 @@ from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
 from ..interpreter.errors import NtptError
+from ..interpreter.netfn import check_stored_net
 from .base import CHAMPION, LibraryStore, NetState, NetVersion, ProgramRecord
 from .codec import encode, read_file
 from .mlflow_history import TaskHistory
 from .mlflow_plots import trajectories_png
 from .mlflow_search import SearchLogging
 from .naming import check_stored_task, equals_filter, program_model, task_folder
+from .records import program_record
 from .sqlite_create import open_client
 
 KIND = "ntpt.kind"
@@ -224,7 +226,8 @@ class MlflowStore(SearchLogging, TaskHistory, LibraryStore):
         tags = dict(found.tags)
         lineage = {k: tags.pop(k, "") for k in ("ntpt.task", "ntpt.search_id", "ntpt.parent", "ntpt.signature")}
         return NetVersion(
-            name, version, read_file(path, f"weights of {what}"), lineage["ntpt.task"] or None,
+            name, version, check_stored_net(name, read_file(path, f"weights of {what}"), f"weights of {what}"),
+            lineage["ntpt.task"] or None,
             lineage["ntpt.search_id"] or None, int(lineage["ntpt.parent"]) if lineage["ntpt.parent"] else None, tags,
         )
 
@@ -293,11 +296,9 @@ class MlflowStore(SearchLogging, TaskHistory, LibraryStore):
             ) from exc
         uri = f"{found.source}/artifacts/program.npz"  # where save_program_model puts the blob
         record = read_file(self._download(uri, what), f"{what} ({uri})")
+        parsed = program_record(task, version, record, what)
         check_stored_task(record.get("task"), task, what)
-        return ProgramRecord(
-            task, version, record["program"], record["val_acc"], record["test_acc"], record["library_version"],
-            record["search_id"], record["seed"], record["hypers"], record["merge"],
-        )
+        return parsed
 
     def program_versions(self, task: str) -> list[int]:
         return self._versions(program_model(task))

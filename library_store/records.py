@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from ..interpreter.errors import NtptError
 from .merge import MergeDecision
 
 NetState = dict[str, Any]
@@ -40,6 +41,49 @@ class ProgramRecord:
     seed: Optional[int] = None
     hypers: dict[str, Any] = field(default_factory=dict)
     merge: Optional[dict[str, Any]] = None
+
+
+def program_record(task: str, version: int, record: Any, what: str) -> ProgramRecord:
+    """The :class:`ProgramRecord` in a decoded program blob, each field checked for its type.
+
+    A store may hand back anything (a planted or damaged blob); a field that is missing or
+    of the wrong type is an NtptError naming the artifact, never a KeyError/TypeError later.
+
+    Raises:
+        NtptError: naming ``what``, the field and the value found.
+
+    Example:
+        >>> r = program_record("A", 1, {"program": {"source": "p = Param(2)\\n"}, "val_acc": 0.5}, "blob")
+        >>> r.val_acc, r.library_version
+        (0.5, {})
+    """
+    def bad(field_: str, rule: str, found: Any) -> NtptError:
+        return NtptError(
+            f"{what} is corrupted: its {field_!r} must be {rule}, but it is {found!r:.200}; "
+            "fix: re-run the search that wrote it and merge again, or point the task's champion alias at another version"
+        )
+
+    if not isinstance(record, dict):
+        raise bad("record", "a dict", type(record).__name__)
+    program, val_acc = record.get("program"), record.get("val_acc")
+    if not isinstance(program, dict):
+        raise bad("program", "a dict (Program.to_dict())", "missing" if program is None else type(program).__name__)
+    if isinstance(val_acc, bool) or not isinstance(val_acc, (int, float)) or not 0.0 <= val_acc <= 1.0:
+        raise bad("val_acc", "an accuracy in [0, 1]", "missing" if "val_acc" not in record else val_acc)
+    test_acc = record.get("test_acc")
+    if test_acc is not None and (isinstance(test_acc, bool) or not isinstance(test_acc, (int, float))):
+        raise bad("test_acc", "a number or None", test_acc)
+    for key in ("library_version", "hypers"):
+        if not isinstance(record.get(key) or {}, dict):
+            raise bad(key, "a dict", record[key])
+    merge = record.get("merge")
+    if merge is not None and not isinstance(merge, dict):
+        raise bad("merge", "a dict or None", merge)
+    return ProgramRecord(
+        task, version, program, float(val_acc), None if test_acc is None else float(test_acc),
+        dict(record.get("library_version") or {}), record.get("search_id"), record.get("seed"),
+        dict(record.get("hypers") or {}), merge,
+    )
 
 
 @dataclass(frozen=True)

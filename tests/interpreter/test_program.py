@@ -270,3 +270,19 @@ def test_accuracy_refuses_the_outputs_that_training_refuses():
     with pytest.raises(DataError, match="must be a dict name -> array, got NoneType"):
         prog.run(None)
     assert prog.accuracy({"x": x, "y": np.array([0, -1])}) == 1.0  # one observed element is enough
+
+
+def test_from_dict_refuses_fields_of_the_wrong_type_with_the_field_named():
+    from ntpt_dist.interpreter.model import compile_source
+
+    good = compile_source("p = Param(2)\n").program({"p": 1}).to_dict()
+    for key, value, message in [
+        ("source", 42, "'source' must be a str, but it is int"),
+        ("source", b"p = Param(2)\n", "'source' must be a str, but it is bytes"),
+        ("hypers", [1], "'hypers' must be a dict, but it is list"),
+        ("params", None, "'params' must be a dict, but it is NoneType"),
+        ("networks", {"f": "weights"}, "network 'f' must be a NetState"),
+    ]:
+        with pytest.raises(NtptError, match=message):
+            Program.from_dict({**good, key: value})
+    assert Program.from_dict(good).params == {"p": 1}

@@ -58,3 +58,11 @@ def test_a_pickled_array_in_a_blob_is_refused_and_never_unpickled(tmp_path):
     with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=True) as npz:  # control: unpickling it does run it
         npz["a0"][0].close()
     assert mark.exists()
+
+
+def test_a_blob_pointing_at_a_missing_array_names_the_artifact():
+    skeleton = json.dumps({"w": {"__ndarray__": "a7"}}).encode()
+    buffer = io.BytesIO()
+    np.savez(buffer, __json__=np.frombuffer(skeleton, dtype=np.uint8), a0=np.zeros(2))
+    with pytest.raises(NtptError, match=r"weights of net_0 is corrupted: it refers to array 'a7'.*\['a0'\]"):
+        decode(buffer.getvalue(), "weights of net_0")

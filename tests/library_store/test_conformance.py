@@ -360,3 +360,23 @@ def test_search_explicit_id_and_errors(store):
         store.log_restarts(sid, [{"index": 0}])
     with pytest.raises(NtptError, match="not in store"):
         store.finished_restarts(uid("nosuch"))
+
+
+def test_an_unreadable_champion_network_blocks_only_the_merges_that_need_it(store, monkeypatch):
+    # stands in for a deleted or damaged net.npz (test_mlflow_store deletes the real file)
+    a, b, c, f, g = uid("A"), uid("B"), uid("C"), uid("f"), uid("g")
+    val = lookup_batch(list(range(8)))
+    store.merge(a, lookup_program(f, IDENTITY), val_data=val)
+    read = store._get_net_version
+
+    def damaged(name, version):
+        if name == f:
+            raise NtptError(f"weights of network {name!r} version {version} is missing: no file; fix: restore it")
+        return read(name, version)
+
+    monkeypatch.setattr(store, "_get_net_version", damaged)
+    out = store.merge(b, lookup_program(g, IDENTITY), val_data=val)  # another task, another network
+    assert out.decision.accepted and out.new_versions == {g: 1}
+    with pytest.raises(NtptError, match=rf"the merge of task '{c}' needs champion version 1 of network '{f}'.* is "
+                                        rf"missing: no file; fix: restore that file, .*set_champion\('{f}', N\)"):
+        store.merge(c, lookup_program(f, SHIFT), val_data=val)

@@ -235,3 +235,68 @@ def test_evaluations_are_metrics_of_a_series_run_and_validation_an_artifact(tmp_
     fresh = MlflowStore(store.uri)  # another client reads both from the store alone
     assert [e.accuracies[task] for e in fresh.evaluations(series)] == [0.25, 1.0]
     np.testing.assert_array_equal(fresh.validation_data(task)["x"], np.arange(8))
+
+
+def _rewrite_program_blob(store, task, change):
+    from ntpt_dist.library_store.codec import read_file, write_file
+
+    source = store.client.get_model_version(program_model(task), "1").source
+    path = local_path(f"{source}/artifacts/program.npz")
+    record = read_file(path, "program")
+    change(record)
+    write_file(path, record)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.pop("val_acc"), r"its 'val_acc' must be an accuracy in \[0, 1\], but it is 'missing'"),
+    (lambda r: r.update(val_acc="high"), "its 'val_acc' must be an accuracy"),
+    (lambda r: r.update(program=[1, 2]), "its 'program' must be a dict"),
+    (lambda r: r["program"].update(source=42), "'source' must be a str, but it is int"),
+    (lambda r: r["program"].update(networks={"f": {"signature": "(8)->8|", "state": {"w0": "abc"}}}),
+     "weight 'w0' must hold finite real numbers"),
+    (lambda r: r["program"].update(networks={"f": {"signature": "(8)->8|",
+                                                   "state": {"w0": np.zeros((3, 3)), "b0": np.zeros(8)}}}),
+     r"weight 'w0' has shape \(3, 3\), expected \(8, 8\)"),
+])
+def test_a_corrupt_program_record_is_an_error_naming_it_on_both_read_paths(store, change, message):
+    from .helpers import lookup_program
+
+    task = uid("T")
+    prog = lookup_program("f", list(range(8)))
+    store.set_program_champion(task, store.add_program(task, prog.to_dict(), val_acc=0.5))
+    _rewrite_program_blob(store, task, change)
+    for reader in (lambda: best_program(task, store).source, lambda: best_program(task, store.uri).source):
+        with pytest.raises(NtptError, match=message) as info:
+            reader()
+        if "weight" not in message and "source" not in message:
+            assert f"program of task '{task}' version 1" in str(info.value)
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"w0": np.zeros((8, 8), np.float32), "b0": np.zeros(3, np.float32)}, r"'b0' has shape \(3,\), expected \(8,\)"),
+    ({"w0": np.array([["x"] * 8] * 8), "b0": np.zeros(8, np.float32)}, "must hold finite real numbers, got dtype <U1"),
+    ({"w0": np.full((8, 8), np.nan, np.float32), "b0": np.zeros(8, np.float32)}, "with NaN or inf"),
+])
+def test_a_library_version_of_the_wrong_shape_or_type_is_refused_when_loaded(store, state, message):
+    name = uid("net")
+    version = store.add_net_version(name, {"signature": "(8)->8|", "state": state})
+    with pytest.raises(NtptError, match=rf"weights of network '{name}' version {version} .* is corrupted: .*{message}"):
+        store.get_net_version(name, version)
+    with pytest.raises(NtptError, match=message):
+        store.load_library({name: version})
+
+
+def test_a_missing_champion_net_blocks_only_the_merges_that_need_it(tmp_path):
+    from .helpers import lookup_batch, lookup_program
+
+    store = MlflowStore(f"sqlite:///{tmp_path}/mlflow.db")  # of its own: its merges see every task
+    f, g = uid("f"), uid("g")
+    val = lookup_batch(list(range(8)))
+    store.merge(uid("A"), lookup_program(f, list(range(8))), val_data=val)
+    source = store.client.get_model_version(net_model(f), "1").source
+    os.remove(local_path(f"{source}/net.npz"))
+    out = store.merge(uid("B"), lookup_program(g, list(range(8))), val_data=val)  # does not touch f
+    assert out.decision.accepted and out.new_versions == {g: 1}
+    with pytest.raises(NtptError, match=rf"(?s)the merge of task 'C.*' needs champion version 1 of network '{f}'.*"
+                                        rf"is missing.*fix: restore that file, or .*set_champion\('{f}', N\)"):
+        store.merge(uid("C"), lookup_program(f, list(range(8))), val_data=val)
