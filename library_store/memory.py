@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from ..interpreter.errors import NtptError
 from .base import Evaluation, LibraryStore, NetState, NetVersion, ProgramRecord, check_record, new_search_id
+from .naming import check_task
 
 
 class MemoryStore(LibraryStore):
@@ -100,6 +101,7 @@ class MemoryStore(LibraryStore):
         hypers: Optional[Mapping[str, Any]] = None,
         merge: Optional[Mapping[str, Any]] = None,
     ) -> int:
+        check_task(task)  # the MLflow store's name rule, so no name is kept by one backend only
         with self._lock:
             records = self._programs.setdefault(task, [])
             version = len(records) + 1
@@ -113,6 +115,7 @@ class MemoryStore(LibraryStore):
             return version
 
     def _get_program(self, task: str, version: int) -> ProgramRecord:
+        check_task(task)
         with self._lock:
             records = self._programs.get(task, [])
             if not 1 <= version <= len(records):
@@ -123,14 +126,17 @@ class MemoryStore(LibraryStore):
             return copy.deepcopy(records[version - 1])
 
     def program_versions(self, task: str) -> list[int]:
+        check_task(task)
         with self._lock:
             return [r.version for r in self._programs.get(task, [])]
 
     def program_champion(self, task: str) -> Optional[int]:
+        check_task(task)
         with self._lock:
             return self._program_alias.get(task)
 
     def set_program_champion(self, task: str, version: int) -> None:
+        check_task(task)
         with self._lock:
             self._get_program(task, version)
             self._program_alias[task] = version
@@ -153,10 +159,12 @@ class MemoryStore(LibraryStore):
             return [copy.deepcopy(m) for m in self._merges if task is None or m["task"] == task]
 
     def _put_validation_data(self, task: str, batch: Mapping[str, Any]) -> None:
+        check_task(task)
         with self._lock:
             self._validation[task] = copy.deepcopy(dict(batch))
 
     def validation_data(self, task: str) -> Optional[dict[str, Any]]:
+        check_task(task)
         with self._lock:
             found = self._validation.get(task)
             return None if found is None else copy.deepcopy(found)
@@ -175,6 +183,7 @@ class MemoryStore(LibraryStore):
     # ---- searches
 
     def start_search(self, task: str, config: Mapping[str, Any], search_id: Optional[str] = None) -> str:
+        check_task(task)
         with self._lock:
             if search_id in self._searches:
                 found = self._searches[search_id]["task"]

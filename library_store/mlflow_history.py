@@ -26,6 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .codec import encode, read_file
+from .naming import equals_filter
 from .records import Evaluation
 
 SERIES_EXPERIMENT = "ntpt.lifetimes"
@@ -73,7 +74,7 @@ class TaskHistory:
     def _series_run(self, series: str) -> str:
         if series not in self._series_runs:
             experiment_id = self._experiment_named(SERIES_EXPERIMENT)
-            runs = self.client.search_runs([experiment_id], f"tags.`ntpt.series` = '{series}'", max_results=1)
+            runs = self.client.search_runs([experiment_id], equals_filter("tags.`ntpt.series`", series), max_results=1)
             run = runs[0] if runs else self.client.create_run(
                 experiment_id, run_name=series, tags={"ntpt.role": "series", "ntpt.series": series}
             )

@@ -105,3 +105,27 @@ def test_an_older_stores_lookalike_is_refused_not_returned(store_dir, monkeypatc
     for where in (store, f"sqlite:///{store_dir}/mlflow.db"):
         with pytest.raises(NtptError, match=r"stored for task 'A-B', not 'A:B'.*rename .*'ntpt.program.A~2DB'"):
             best_program("A:B", where)
+
+
+@pytest.mark.parametrize("task, rule", [("x" * 300, "too long"), ("a\nb", "control character"),
+                                        (None, "non-empty string")])
+def test_the_memory_store_refuses_the_names_the_mlflow_store_refuses(task, rule):
+    from ntpt_dist.library_store.memory import MemoryStore
+
+    store = MemoryStore()
+    for write in (lambda: store.start_search(task, {"restarts": 1}),
+                  lambda: store.add_program(task, program({}), val_acc=0.5),
+                  lambda: store.program_versions(task)):
+        with pytest.raises(NtptError, match=rule):
+            write()
+    assert store.tasks() == []
+
+
+def test_a_series_name_cannot_close_its_filter_quotes(store_dir):
+    store = LibraryStore(str(store_dir))
+    with pytest.raises(NtptError, match="a series name is 1-100 letters"):  # the public rule
+        store.log_evaluation("life' or tags.`ntpt.role` = 'store", {"A": 0.5})
+    # and the filter itself, whatever its caller checked, is built by equals_filter
+    with pytest.raises(NtptError, match="cannot be searched for in MLflow"):
+        store._series_run("life' or tags.`ntpt.role` = 'store")
+    assert store.log_evaluation("life-1", {"A": 0.5}).step == 1
