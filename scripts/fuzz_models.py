@@ -12,7 +12,7 @@ raw Python exception), and nothing runs past its time limit.
     .venv/bin/python scripts/fuzz_models.py --mutants 3000 --seed 1
 
 prints ``{"mutants": ..., "compiled": ..., "trained": ..., "ntpt_errors": ...,
-"raw_exceptions": ..., "hangs": ..., "examples": [...]}``. A model source is
+"raw_exceptions": ..., "hangs": ..., "slowest_s": ..., "slowest": name, "examples": [...]}``. A model source is
 data: mutants are compiled, never executed or imported.
 """
 
@@ -103,6 +103,7 @@ class Outcome:
     raw_exceptions: int = 0
     hangs: int = 0
     slowest_s: float = 0.0
+    slowest: str = ""
     examples: list[dict] = field(default_factory=list)
 
     def report(self) -> dict:
@@ -219,7 +220,9 @@ def try_one(name: str, source, hypers: dict, train: bool, limit_s: float, out: O
         out.raw_exceptions += 1
         out.examples.append({"name": name, "stage": stage, "error": f"{type(e).__name__}: {str(e)[:200]}",
                              "source": _head(source)})
-    out.slowest_s = max(out.slowest_s, time.perf_counter() - start)
+    took = time.perf_counter() - start
+    if took > out.slowest_s:
+        out.slowest_s, out.slowest = took, name
 
 
 def _head(source) -> str:
