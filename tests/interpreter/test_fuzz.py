@@ -122,3 +122,13 @@ def test_known_bad_sources_name_the_rule(name, line, words):
     with pytest.raises(SourceError) as info:
         compile_source(source, hypers, filename="bad.py")
     assert info.value.span.line == line and words in info.value.message, str(info.value)
+
+
+def test_a_long_line_is_quoted_as_a_window_with_the_caret_under_the_offending_text():
+    source = "N = max(" + "1, " * 200 + "undefined_name, " + "1, " * 200 + "1)\n"
+    with pytest.raises(SourceError) as info:
+        compile_source(source, filename="long.py")
+    _, quoted, caret = str(info.value).splitlines()[:3]
+    start = caret.index("^")
+    assert len(quoted) < 200 and quoted.startswith("    ...") and quoted.endswith("...")
+    assert quoted[start:start + len("undefined_name")] == "undefined_name", (quoted, caret)
