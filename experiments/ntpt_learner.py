@@ -54,7 +54,7 @@ from ntpt_dist.interpreter.errors import NtptError
 from ntpt_dist.interpreter.lower import Lowered
 from ntpt_dist.interpreter.lower_ops import StaticNetOp
 from ntpt_dist.interpreter.nets import StackedMLP
-from ntpt_dist.search.policy import CONVERGED, JumpPolicy
+from ntpt_dist.search.policy import CONTINUE, CONVERGED, JumpPolicy
 
 from . import registry
 
@@ -313,7 +313,7 @@ class NtptLearner:
             decision = self.policy.decide(search.history[slot], int(search.steps[slot]))
             if decision == CONVERGED:
                 converged.append(slot)
-            elif decision != "continue":
+            elif decision != CONTINUE:
                 self._draw(task, search, slot)
         if converged:
             best = max(converged, key=lambda slot: acc[slot])
