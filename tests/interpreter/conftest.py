@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Optional
 
 import pytest
+import torch
 from ntpt_dist.interpreter.check import check
 from ntpt_dist.interpreter.errors import SourceError
 from ntpt_dist.interpreter.ir import FlatModel
@@ -14,6 +15,15 @@ from ntpt_dist.interpreter.parse import parse
 from ntpt_dist.interpreter.unroll import unroll
 
 FILENAME = "model.py"
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (training tests: steady timing, no oversubscription)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def front_end(source: str, hypers: Optional[Mapping[str, int]] = None) -> FlatModel:

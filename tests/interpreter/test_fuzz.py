@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from ntpt_dist.interpreter.errors import NtptError, SourceError
 from ntpt_dist.interpreter.model import compile_source
 
@@ -35,11 +34,8 @@ fuzz = _fuzz()
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """Every test here trains on one torch thread."""
 
 
 def test_mutants_and_known_bad_inputs_fail_only_with_ntpt_errors_in_time():

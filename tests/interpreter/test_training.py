@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from ntpt_dist.interpreter.model import compile_file
 
 from .fixture_data import MODELS, circuit_data, maze_data, turing_data
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """Every test here trains on one torch thread."""
 
 
 def solved(result, data) -> int:
