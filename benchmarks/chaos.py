@@ -10,11 +10,13 @@ Three parts, one JSON document on stdout:
   with the same search id and resumes from the journal.
 * ``store_writers``: ``--writers`` processes open one new sqlite store at the same moment and each
   adds ``--versions`` versions of one shared network.
+* ``store_mergers``: ``--mergers`` processes each merge a task whose program calls one shared
+  network into one new store at the same moment, through the store's own gate.
 
 Every restart should finish exactly once (0 lost, 0 duplicated in the journal) and every version
 should be stored exactly once. Every process and Ray cluster started here is stopped before exit.
 
-    .venv/bin/python benchmarks/chaos.py --kills 3 --writers 4
+    .venv/bin/python benchmarks/chaos.py --kills 3 --writers 4 --mergers 4
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from tests.search import netprobe  # noqa: E402 - after the repository is on the path
+
 SEED = 3
+DRIVER_KILL_GRACE_S = 10.0  # the killed driver's Ray must be gone by then (search/ray_reaper.py)
 
 
 def _search_kwargs(step_cost_s: float) -> dict:
@@ -177,35 +182,14 @@ def _driver_child(journal: str, search_id: str, restarts: int, temp_dir: str, st
                       "started": result.counts["started"], "failed": result.counts["failed"]}))
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = collections.defaultdict(list)
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            children[int(stat.rsplit(")", 1)[1].split()[1])].append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def _processes_using(text: str) -> list[int]:
-    """Pids whose command line mentions ``text`` (the Ray temp folders made here)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if text in cmdline:
-                found.append(int(entry))
-    return found
+def _until_gone(pids: list[int], grace_s: float) -> float | None:
+    """Seconds until none of ``pids`` runs, or None if some still run after ``grace_s``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < grace_s:
+        if not any(netprobe.running(pid) for pid in pids):
+            return round(time.monotonic() - t0, 2)
+        time.sleep(0.1)
+    return None
 
 
 def _kill(pids: list[int]) -> int:
@@ -237,12 +221,11 @@ def driver_kill(restarts: int, work: Path) -> dict:
     logged_at_kill = sum(_journal_counts(journal, search_id).values())
     started_by_first = set(int(x) for x in started.read_text().split()) if started.exists() else set()
     killed_mid_search = first.poll() is None
-    below = _descendants(first.pid)
+    below = netprobe.descendants(first.pid)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
-    left_alive = _kill(below)  # a SIGKILLed driver leaves its Ray's processes behind
-    time.sleep(1.0)
-    left_alive += _kill(_processes_using(str(work / "ray1")))
+    gone_after = _until_gone(below, DRIVER_KILL_GRACE_S)
+    left_alive = _kill([pid for pid in below if netprobe.running(pid)])  # what the cluster left running
     started.write_text("")
     second = subprocess.run(command(2), env=env, capture_output=True, text=True, timeout=240)
     wall = time.monotonic() - t0
@@ -253,7 +236,9 @@ def driver_kill(restarts: int, work: Path) -> dict:
     logged = _journal_counts(journal, search_id)
     return {
         "killed_mid_search": killed_mid_search, "journal_lines_at_kill": logged_at_kill,
-        "ray_processes_left_by_the_killed_driver": left_alive,
+        "ray_processes_of_the_killed_driver": len(below),
+        "seconds_until_they_all_ended": gone_after,
+        f"ray_processes_running_{DRIVER_KILL_GRACE_S:.0f}s_after_the_kill": left_alive,
         "restarts_expected": restarts, "finished": len(out["records"]),
         "resumed_from_journal": out["resumed"],
         "lost": len(set(range(restarts)) - set(out["records"])),
@@ -264,6 +249,20 @@ def driver_kill(restarts: int, work: Path) -> dict:
 
 
 # ------------------------------------------------------------------ (c) concurrent writers
+
+
+def _run_children(arguments: list[list[str]], env: dict, timeout_s: float = 300) -> tuple[list[dict], list[str]]:
+    """Run this script once per argument list, all at once; their last JSON lines, and their errors."""
+    procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *args], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args in arguments]
+    results, errors = [], []
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout_s)
+        if proc.returncode == 0:
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        else:
+            errors.append(err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}")
+    return results, errors
 
 
 def _writer_child(uri: str, name: str, writer: int, versions: int, start_at: float) -> None:
@@ -286,16 +285,8 @@ def store_writers(writers: int, versions: int, work: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start_at = time.time() + 15.0  # after every writer has imported mlflow
     t0 = time.monotonic()
-    procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--writer-child", uri, name, str(i),
-                               str(versions), str(start_at)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(writers)]
-    results, errors = [], []
-    for proc in procs:
-        out, err = proc.communicate(timeout=240)
-        if proc.returncode == 0:
-            results.append(json.loads(out.strip().splitlines()[-1]))
-        else:
-            errors.append(err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}")
+    results, errors = _run_children([["--writer-child", uri, name, str(i), str(versions), str(start_at)]
+                                     for i in range(writers)], env)
     wall = time.monotonic() - t0
     from ntpt_dist.library_store.mlflow_store import MlflowStore, net_model
 
@@ -314,6 +305,56 @@ def store_writers(writers: int, versions: int, work: Path) -> dict:
     }
 
 
+def _merger_child(uri: str, writer: int, start_at: float) -> None:
+    from ntpt_dist.library_store.mlflow_store import MlflowStore
+
+    from tests.library_store.helpers import lookup_batch, lookup_program
+
+    program = lookup_program("shared", list(range(8)))  # every task's program calls the same network
+    batch = lookup_batch(list(range(8)) * 4)
+    time.sleep(max(0.0, start_at - time.time()))
+    store = MlflowStore(uri)
+    out = store.merge(f"task{writer}", program, val_data=batch, test_data=batch, search_id=f"merger{writer}",
+                      seed=writer)
+    print(json.dumps({"writer": writer, "reason": out.decision.reason, "accepted": out.decision.accepted,
+                      "new_versions": out.new_versions, "attempts": out.attempts}))
+
+
+def store_mergers(mergers: int, work: Path) -> dict:
+    """``mergers`` processes merge a task each, all calling one network, into one new store at once.
+
+    Serialised merges leave the network's versions as one chain (each version's parent is the
+    version before it) and one program and one merge decision per task; merges that raced would
+    leave two versions with one parent, or a lost program.
+    """
+    uri = f"sqlite:///{work / 'merge-store' / 'mlflow.db'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start_at = time.time() + 20.0  # after every merger has imported mlflow and torch
+    t0 = time.monotonic()
+    results, errors = _run_children([["--merger-child", uri, str(i), str(start_at)] for i in range(mergers)], env)
+    wall = time.monotonic() - t0
+    from ntpt_dist.library_store.mlflow_store import MlflowStore
+
+    store = MlflowStore(uri)
+    versions = store.net_versions("shared")
+    parents = collections.Counter(store.get_net_version("shared", v).parent for v in versions)
+    tasks = {f"task{i}" for i in range(mergers)}
+    stored_tasks = set(store.tasks())
+    decisions = collections.Counter(m.get("task") for m in store.merges())
+    champion = store.champion_versions().get("shared")
+    correct = sum(store.get_program(t).val_acc == 1.0 for t in tasks & stored_tasks)
+    return {
+        "mergers": mergers, "merges_returned": len(results), "merger_errors": errors,
+        "accepted_or_added": sum(r["accepted"] or bool(r["new_versions"]) for r in results),
+        "race_retries": sum(r["attempts"] - 1 for r in results),
+        "versions_stored": len(versions), "champion_is_the_last_version": champion == max(versions, default=None),
+        "versions_sharing_a_parent": sum(n - 1 for n in parents.values() if n > 1),
+        "lost": len(tasks - stored_tasks) + sum(decisions[t] == 0 for t in tasks),
+        "duplicated": sum(n - 1 for n in decisions.values() if n > 1),
+        "programs_exact_with_the_final_library": correct, "wall_s": round(wall, 1),
+    }
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--driver-child":
         journal, sid, restarts, temp_dir, started = sys.argv[2:7]
@@ -323,10 +364,15 @@ def main() -> None:
         uri, name, writer, versions, start_at = sys.argv[2:7]
         _writer_child(uri, name, int(writer), int(versions), float(start_at))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--merger-child":
+        uri, writer, start_at = sys.argv[2:5]
+        _merger_child(uri, int(writer), float(start_at))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=3, help="random actor kills during one search")
     parser.add_argument("--writers", type=int, default=4, help="concurrent writer processes on one new store")
     parser.add_argument("--versions", type=int, default=5, help="versions each writer adds")
+    parser.add_argument("--mergers", type=int, default=4, help="concurrent merges (a task each, one shared network)")
     parser.add_argument("--restarts", type=int, default=32, help="restarts of each search")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments and victims")
     args = parser.parse_args()
@@ -341,10 +387,11 @@ def main() -> None:
         report["actor_kills"] = actor_kills(args.kills, args.restarts, str(work / "ray0"), rng)
         report["driver_kill"] = driver_kill(args.restarts, work)
         report["store_writers"] = store_writers(args.writers, args.versions, work)
+        report["store_mergers"] = store_mergers(args.mergers, work)
     finally:
-        report["processes_left_at_exit"] = _kill(_processes_using(str(work)))
+        report["processes_left_at_exit"] = _kill(netprobe.processes_using(str(work)))
         shutil.rmtree(work, ignore_errors=True)
-    parts = [report[k] for k in ("actor_kills", "driver_kill", "store_writers")]
+    parts = [report[k] for k in ("actor_kills", "driver_kill", "store_writers", "store_mergers")]
     report["lost_total"] = sum(p["lost"] for p in parts)
     report["duplicated_total"] = sum(p["duplicated"] for p in parts)
     report["wall_s"] = round(time.monotonic() - t0, 1)

@@ -30,6 +30,7 @@ from ray._private import ray_constants
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
 
 from ..interpreter.errors import NtptError
+from . import ray_reaper
 from .backends import ActorLost
 from .worker import Assignment, BlockWorker
 
@@ -126,6 +127,7 @@ def _start_local(**kwargs: Any) -> None:
     """A single-node Ray whose processes all take 127.0.0.1 as the node's address, so they listen there only."""
     kwargs.setdefault("include_dashboard", False)
     kwargs.setdefault("_node_ip_address", LOOPBACK)
+    marker = ray_reaper.new_token()
     env = {
         # Read by every process the cluster starts (they inherit this environment). With Ray's
         # cluster mode off a process takes 127.0.0.1 as its node's address instead of asking the
@@ -135,6 +137,7 @@ def _start_local(**kwargs: Any) -> None:
         # machine starves them (measured: 3% of a core beside two busy processes).
         "RAY_worker_niceness": os.environ.get("RAY_worker_niceness", "0"),
         "RAY_USAGE_STATS_ENABLED": "0",
+        **marker,  # which processes are this cluster's, for the reaper (ray_reaper.py)
         # Ray's dashboard process asks the cloud metadata addresses (169.254.169.254,
         # metadata.google.internal) which cloud it runs on even with usage statistics off
         # (ray/_common/usage/usage_lib.py: get_cluster_config_to_report runs before the flag is
@@ -147,6 +150,7 @@ def _start_local(**kwargs: Any) -> None:
     # is off, and this process read that setting when it imported ray: turn it off for this call.
     with _environ(env), mock.patch.object(ray_constants, "ENABLE_RAY_CLUSTER", False, create=True):
         ray.init(address="local", **kwargs)  # a new cluster, never one found through RAY_ADDRESS or `ray start`
+    ray_reaper.watch(marker)  # a driver killed before ray.shutdown leaves no agent behind
     node_ip = ray.util.get_node_ip_address()
     if node_ip != kwargs["_node_ip_address"]:
         ray.shutdown()
@@ -194,11 +198,9 @@ class RayWorker:
         self.worker = BlockWorker(name=self.where, device=device, data=data, val_data=val_data, library=library,
                                   **worker_kwargs)
 
-    def run(self, assignments: list[Assignment], seconds: float) -> dict[str, Any]:
+    def run(self, assignments: list[Assignment], seconds: float) -> Any:
         self.worker.assign(assignments)
-        out = self.worker.run(seconds)
-        out["running"] = self.worker.running()
-        return out
+        return self.worker.run(seconds)  # a WorkerReport, its running restarts included
 
     def info(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(), "name": self.where,

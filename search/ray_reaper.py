@@ -1,0 +1,107 @@
+"""Stops what is left of a local Ray whose driver died without stopping it.
+
+On Linux every process of a local Ray dies with the driver that started it
+(``PR_SET_PDEATHSIG``), except Ray's dashboard and runtime-env agents: they
+notice at once, then try for 60 s to tell the cluster's GCS, which died with
+the driver, before they exit, listening on their ports all the while.
+
+:func:`watch` marks the cluster's processes with a token in their environment
+(they inherit it from the driver while ``ray.init`` starts them) and starts
+this file as a small process of its own. It holds the read end of a pipe whose
+write end only the driver holds: when that ends (the driver exited, however),
+it stops every process that carries the token, SIGTERM first, then SIGKILL.
+It also ends by itself once no marked process is left (``ray.shutdown``).
+Only processes carrying this cluster's token are touched, never another Ray.
+
+Runs as a script (``python ray_reaper.py TOKEN``) with the standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import select
+import signal
+import subprocess
+import sys
+import time
+from typing import Optional
+
+MARK = "NTPT_LOCAL_RAY"
+POLL_S = 1.0
+GRACE_S = 2.0
+
+_watchers: list[subprocess.Popen] = []  # kept: their pipes' write ends must stay open while the driver lives
+
+
+def new_token() -> dict[str, str]:
+    """The environment entry that marks the processes of one new local cluster."""
+    return {MARK: secrets.token_hex(8)}
+
+
+def watch(marker: dict[str, str]) -> Optional[subprocess.Popen]:
+    """Start the reaper of the cluster whose processes carry ``marker`` (Linux only; else ``None``)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    env = {k: v for k, v in os.environ.items() if k != MARK}
+    proc = subprocess.Popen(
+        [sys.executable, "-S", "-u", os.path.abspath(__file__), marker[MARK]],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        start_new_session=True,  # Ctrl-C in the driver's terminal must not stop it first
+    )
+    _watchers.append(proc)
+    return proc
+
+
+def marked(token: str) -> list[int]:
+    """Running processes (not zombies) whose environment carries ``MARK=token``."""
+    needle = f"{MARK}={token}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                if needle not in handle.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue  # ended meanwhile, or not ours to read
+        if stat[stat.rindex(")") + 2] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def _signal(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except OSError:
+            pass
+
+
+def reap(token: str, grace_s: float = GRACE_S) -> int:
+    """SIGTERM every process carrying ``token``, SIGKILL those still running ``grace_s`` later; returns how many."""
+    pids = marked(token)
+    _signal(pids, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and marked(token):
+        time.sleep(0.1)
+    _signal(marked(token), signal.SIGKILL)
+    return len(pids)
+
+
+def main(token: str) -> None:
+    stdin = sys.stdin.buffer
+    while True:
+        ready, _, _ = select.select([stdin], [], [], POLL_S)
+        if ready and not os.read(stdin.fileno(), 4096):
+            break  # the driver is gone
+        if not marked(token):
+            return  # the cluster was shut down: nothing to watch
+    reap(token)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,76 @@
+"""The reaper of a local Ray: stops the marked processes of a driver that died, and nothing else."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from ntpt_dist.search import ray_reaper
+
+from . import netprobe
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads processes from Linux's /proc")
+
+# A stand-in driver: starts two long sleepers, one carrying the cluster's mark (an orphaned agent
+# to be) and one not, starts the reaper, prints their pids and waits to be killed.
+DRIVER = """
+import os, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+import ray_reaper
+marker = ray_reaper.new_token()
+sleep = [sys.executable, "-c", "import time; time.sleep(120)"]
+agent = subprocess.Popen(sleep, env={**os.environ, **marker}, start_new_session=True)
+bystander = subprocess.Popen(sleep, start_new_session=True)
+watcher = ray_reaper.watch(marker)
+print(agent.pid, bystander.pid, watcher.pid, marker[ray_reaper.MARK], flush=True)
+time.sleep(120)
+"""
+
+
+def _wait_until(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.fixture
+def driver():
+    folder = str(Path(ray_reaper.__file__).parent)
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, folder], stdout=subprocess.PIPE, text=True)
+    agent, bystander, watcher, token = proc.stdout.readline().split()
+    pids = [int(agent), int(bystander), int(watcher)]
+    yield proc, pids, token
+    proc.kill()
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def test_a_killed_driver_s_marked_processes_are_stopped_and_no_other(driver):
+    proc, (agent, bystander, watcher), token = driver
+    assert ray_reaper.marked(token) == [agent]
+    time.sleep(2 * ray_reaper.POLL_S)
+    assert netprobe.running(agent) and netprobe.running(watcher), "the reaper acted while its driver was alive"
+
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _wait_until(lambda: not netprobe.running(agent), ray_reaper.POLL_S + ray_reaper.GRACE_S + 3)
+    assert _wait_until(lambda: not netprobe.running(watcher), 3), "the reaper outlived its work"
+    assert netprobe.running(bystander), "a process without the cluster's mark was stopped"
+
+
+def test_the_reaper_ends_once_its_cluster_is_gone(driver):
+    proc, (agent, bystander, watcher), token = driver
+    os.kill(agent, signal.SIGKILL)  # as ray.shutdown stops the cluster
+    assert _wait_until(lambda: not netprobe.running(watcher), ray_reaper.POLL_S + 3)
+    assert proc.poll() is None and netprobe.running(bystander)
