@@ -23,6 +23,7 @@ from typing import Any, Optional, Union
 from ..interpreter.errors import NtptError
 from . import base
 from .base import CHAMPION, NetState, ProgramRecord
+from .opening import check_exists
 from .records import program_record
 
 StoreLike = Union[base.LibraryStore, str, None]
@@ -40,7 +41,29 @@ def default_uri() -> str:
     return f"sqlite:///{folder}/mlflow.db"
 
 
-def LibraryStore(uri: Optional[str] = None) -> base.LibraryStore:  # noqa: N802 - reads as a constructor
+def resolve_uri(uri: Optional[str] = None) -> str:
+    """The tracking URI that :func:`LibraryStore` opens for ``uri`` (a folder becomes its ``mlflow.db``).
+
+    Raises:
+        NtptError: the URI scheme is not one MLflow understands here.
+
+    Example:
+        >>> resolve_uri("/tmp/my-store"), resolve_uri("http://127.0.0.1:5000")
+        ('sqlite:////tmp/my-store/mlflow.db', 'http://127.0.0.1:5000')
+    """
+    uri = uri or os.environ.get("NTPT_STORE_URI") or default_uri()
+    schemes = ("sqlite:///", "http://", "https://", "postgresql", "mysql", "databricks")
+    if "://" not in uri:  # a folder: the embedded store inside it
+        uri = f"sqlite:///{os.path.abspath(uri)}/mlflow.db"
+    if not uri.startswith(schemes):
+        raise NtptError(
+            f"a store URI starts with one of {schemes} or is 'memory://', but got {uri!r}; "
+            "fix: pass e.g. 'sqlite:///./ntpt-store/mlflow.db' (MLflow >= 3 refuses a bare ./mlruns folder)"
+        )
+    return uri
+
+
+def LibraryStore(uri: Optional[str] = None, *, create: bool = True) -> base.LibraryStore:  # noqa: N802 - a constructor
     """Open a library store.
 
     Args:
@@ -48,12 +71,16 @@ def LibraryStore(uri: Optional[str] = None) -> base.LibraryStore:  # noqa: N802 
             ``<dir>/artifacts``), a folder (an embedded store there: ``<folder>/mlflow.db``),
             ``"memory://"`` for an in-memory store, or any MLflow tracking URI
             (``sqlite:///path/mlflow.db``, ``http://127.0.0.1:5000``).
+        create: True (writers: searches, merges) creates an embedded store that is not there
+            yet; False (readers: ``show``, ``library``, ``ui``, :func:`best_program`) opens only
+            a store that exists, so a mistyped path is an error and leaves no new store behind.
 
     Returns:
         A :class:`ntpt_dist.library_store.base.LibraryStore`.
 
     Raises:
-        NtptError: the URI scheme is not one MLflow understands here.
+        NtptError: the URI scheme is not one MLflow understands here; a tracking server
+            does not answer within 5 s; with ``create=False``, no store is at ``uri``.
 
     Example:
         >>> store = LibraryStore("memory://")
@@ -64,22 +91,17 @@ def LibraryStore(uri: Optional[str] = None) -> base.LibraryStore:  # noqa: N802 
         from .memory import MemoryStore
 
         return MemoryStore()
-    uri = uri or os.environ.get("NTPT_STORE_URI") or default_uri()
-    schemes = ("sqlite:///", "http://", "https://", "postgresql", "mysql", "databricks")
-    if "://" not in uri:  # a folder: the embedded store inside it
-        uri = f"sqlite:///{os.path.abspath(uri)}/mlflow.db"
-    if not uri.startswith(schemes):
-        raise NtptError(
-            f"a store URI starts with one of {schemes} or is 'memory://', but got {uri!r}; "
-            "fix: pass e.g. 'sqlite:///./ntpt-store/mlflow.db' (MLflow >= 3 refuses a bare ./mlruns folder)"
-        )
+    uri = resolve_uri(uri)
+    if not create:
+        check_exists(uri)  # before the MLflow import: a mistyped path fails fast
     from .mlflow_store import MlflowStore
 
-    return MlflowStore(uri)
+    return MlflowStore(uri, create=create)
 
 
 def _open(store: StoreLike) -> base.LibraryStore:
-    return store if isinstance(store, base.LibraryStore) else LibraryStore(store)
+    """A store to read from: an existing one (a URI or folder that names no store is an error)."""
+    return store if isinstance(store, base.LibraryStore) else LibraryStore(store, create=False)
 
 
 class StoredProgram:
@@ -242,7 +264,7 @@ def serve_ui(store: StoreLike = None, port: Optional[int] = None, wait_s: float 
     """Start the MLflow UI (``mlflow server``) for a database store on 127.0.0.1 and wait until it answers.
 
     Args:
-        store: a store or URI with a database backend (``sqlite:///...``); None = the embedded default.
+        store: a store, a folder or a URI with a database backend (``sqlite:///...``); None = the embedded default.
         port: the port; None picks a free one.
         wait_s: how long to wait for ``/health``.
 
@@ -256,12 +278,14 @@ def serve_ui(store: StoreLike = None, port: Optional[int] = None, wait_s: float 
         >>> proc, url = serve_ui("sqlite:///ntpt-store/mlflow.db")   # doctest: +SKIP
         >>> proc.stop()                                              # doctest: +SKIP
     """
-    uri = store.uri if isinstance(store, base.LibraryStore) else (store or default_uri())
+    uri = store.uri if isinstance(store, base.LibraryStore) else store
+    uri = uri if uri == MEMORY else resolve_uri(uri)
     if uri == MEMORY or uri.startswith(("http://", "https://")):
         raise NtptError(
             f"serve_ui needs a database store, but got {uri!r}; fix: an in-memory store has no UI, "
             "and a server URI already is one (open it in a browser)"
         )
+    check_exists(uri)  # the server would create a database at a mistyped path
     if port is None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))

@@ -8,6 +8,7 @@ model is an MLflow "model from code" (``pyfunc_model_code.py``), not a pickle.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
@@ -58,13 +59,42 @@ class ProgramModel(mlflow.pyfunc.PythonModel):
         return self.program.run(to_inputs(model_input), hypers=hypers)
 
 
-def save_program_model(path: str, blob_path: str) -> None:
+def signature(hypers: Mapping[str, Any]) -> Optional[Any]:
+    """The model's MLflow signature: a params schema with one parameter ``hypers``.
+
+    ``hypers`` is an object whose optional properties are the model's ``Hyper``
+    names (integers), defaulting to the values the program was learned with, so
+    ``predict(batch, params={"hypers": {"N": 16}})`` runs it at another size. Inputs
+    are not in the schema: they are a dict or a DataFrame of array cells whose shapes
+    depend on the hypers, and the program checks them itself. None for a model without
+    ``Hyper`` declarations (nothing to pass).
+
+    Example:
+        >>> signature({"N": 2}).params.to_dict()[0]["properties"]
+        {'N': {'type': 'long', 'required': False}}
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import DataType
+    from mlflow.types.schema import Object, ParamSchema, ParamSpec, Property
+
+    values = {str(k): int(v) for k, v in hypers.items() if isinstance(v, (int, np.integer)) and not isinstance(v, bool)}
+    if not values:
+        return None
+    spec = Object([Property(name, DataType.long, required=False) for name in sorted(values)])
+    return ModelSignature(params=ParamSchema([ParamSpec("hypers", spec, default=values)]))
+
+
+def save_program_model(path: str, blob_path: str, hypers: Optional[Mapping[str, Any]] = None) -> None:
     """Write a pyfunc model directory at ``path`` whose program is the blob at ``blob_path``.
 
     The model is saved from code (``pyfunc_model_code.py``, copied into the directory),
     not as a pickled :class:`ProgramModel`: loading it builds a fresh ProgramModel, which
-    reads the blob with ``allow_pickle=False``.
+    reads the blob with ``allow_pickle=False``. ``hypers`` (the program's ``Hyper``
+    values) make its :func:`signature`.
     """
-    mlflow.pyfunc.save_model(
-        path, python_model=str(MODEL_CODE), artifacts={PROGRAM_ARTIFACT: blob_path}, pip_requirements=["ntpt-dist"]
-    )
+    with warnings.catch_warnings():  # the inputs are a batch of the task's arrays: no one example fits every use
+        warnings.filterwarnings("ignore", message=".*input example was not provided")
+        mlflow.pyfunc.save_model(
+            path, python_model=str(MODEL_CODE), artifacts={PROGRAM_ARTIFACT: blob_path},
+            pip_requirements=["ntpt-dist"], signature=signature(hypers or {}),
+        )

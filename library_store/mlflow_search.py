@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Optional
 
+from mlflow.entities import Metric, Param, RunTag
+
 from ..interpreter.errors import NtptError
 from .base import check_record, new_search_id
 from .codec import encode, read_file
@@ -67,7 +69,8 @@ class SearchLogging:
                     f"a search id is 1-64 characters from [A-Za-z0-9_.-], but got {search_id!r}; "
                     "fix: pass such an id or None for a generated one"
                 )
-            runs = self._search_all(self._ntpt_experiments(), f"tags.`ntpt.search_id` = '{search_id}'")
+            where = f"tags.`ntpt.search_id` = '{search_id}' and tags.`ntpt.role` = 'search'"
+            runs = self._search_all(self._ntpt_experiments(), where)
             if not runs:
                 raise NtptError(
                     f"search {search_id!r} is not in store {self.uri}; fix: start it with start_search(task, config)"
@@ -116,6 +119,52 @@ class SearchLogging:
             for r in records for step, acc in (r.get("trajectory") or [])
         ]
         self._log_metrics(run_id, points)
+        for record in records:
+            self._log_restart_run(search_id, record)
+
+    def _restart_runs(self, search_id: str) -> dict[int, str]:
+        """Restart index -> its child run under the search run (found once per search, then cached)."""
+        if search_id not in self._children:
+            run_id, _ = self._run(search_id)
+            experiment_id = self.client.get_run(run_id).info.experiment_id
+            found = self._search_all([experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'")
+            self._children[search_id] = {
+                int(run.data.tags["ntpt.restart"]): run.info.run_id for run in found if "ntpt.restart" in run.data.tags
+            }
+        return self._children[search_id]
+
+    def _log_restart_run(self, search_id: str, record: Mapping[str, Any]) -> None:
+        """One child run per restart, as Ray Tune's MLflow callback logs trials: metric ``val_acc`` by step.
+
+        The MLflow UI nests these runs under the search run; selecting them charts
+        every restart's validation curve on one plot. A restart logged again (a
+        later batch of a resumed search) gets only the points past its last step.
+        """
+        index = int(record["index"])
+        runs = self._restart_runs(search_id)
+        points = [(int(step), float(acc)) for step, acc in (record.get("trajectory") or [])]
+        params = []
+        if index in runs:
+            child = runs[index]
+            last = max((m.step for m in self.client.get_metric_history(child, "val_acc")), default=None)
+            points = [(step, acc) for step, acc in points if last is None or step > last]
+        else:
+            run_id, task = self._run(search_id)
+            tags = {"mlflow.parentRunId": run_id, "ntpt.role": "restart", "ntpt.restart": str(index),
+                    "ntpt.search": search_id, "ntpt.task": task}
+            experiment_id = self.client.get_run(run_id).info.experiment_id
+            child = self.client.create_run(experiment_id, run_name=f"restart-{index}", tags=tags).info.run_id
+            runs[index] = child
+            params = [Param("seed", str(record.get("seed")))]
+        status, jump = str(record.get("status", "")), record.get("jump_step")
+        now = int(time.time() * 1000)
+        metrics = [Metric("val_acc", acc, now, step) for step, acc in points]
+        tags = [RunTag("ntpt.status", status), RunTag("ntpt.jump_step", "" if jump is None else str(jump))]
+        for start in range(0, max(len(metrics), 1), 1000):  # MLflow's limit on metrics per log_batch call
+            first = start == 0
+            self.client.log_batch(child, metrics=metrics[start:start + 1000], params=params if first else [],
+                                  tags=tags if first else [])
+        self.client.set_terminated(child, "FAILED" if status == "failed" else "FINISHED")
 
     def finished_restarts(self, search_id: str) -> dict[int, dict[str, Any]]:
         run_id, _ = self._run(search_id)
@@ -142,6 +191,10 @@ class SearchLogging:
             if winner.get("program"):
                 self.client.log_text(run_id, program_text(winner["program"]), "program.txt")
             self.client.set_tag(run_id, "ntpt.winner", "" if index is None else str(index))
+            child = None if index is None else self._restart_runs(search_id).get(index)
+            if child is not None:
+                self.client.set_tag(child, "ntpt.winner", "true")
+                self.client.set_tag(child, "mlflow.runName", f"restart-{index} (winner)")
         png = self._plot(task, self.finished_restarts(search_id), index)
         self._log_bytes(run_id, png, "", "trajectories.png")
         self.client.set_tag(run_id, "ntpt.status", "finished")

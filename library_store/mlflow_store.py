@@ -51,6 +51,7 @@ from .mlflow_history import TaskHistory
 from .mlflow_plots import trajectories_png
 from .mlflow_search import SearchLogging
 from .naming import check_stored_task, equals_filter, program_model, task_folder
+from .opening import check_exists, check_reachable
 from .records import program_record
 from .sqlite_create import open_client
 
@@ -76,6 +77,12 @@ class MlflowStore(SearchLogging, TaskHistory, LibraryStore):
             ``<dir>/artifacts`` unless ``artifact_root`` says otherwise) or
             ``http://host:port`` of an ``mlflow server`` (artifacts proxied by it).
         artifact_root: local folder for artifacts of new experiments (sqlite only).
+        create: False to open only a store that exists (an sqlite database that is not
+            there is an :class:`NtptError`, and no folder is made), as read-only commands do.
+
+    Raises:
+        NtptError: a server URI that does not answer within 5 s; with ``create=False``,
+            an sqlite database that does not exist.
 
     Example:
         >>> store = MlflowStore("sqlite:////tmp/ntpt-store/mlflow.db")      # doctest: +SKIP
@@ -85,21 +92,26 @@ class MlflowStore(SearchLogging, TaskHistory, LibraryStore):
     lock_ttl_s: float = 1800.0  # a registry lock older than this is treated as left by a dead holder
     lock_timeout_s: float = 3600.0  # how long a merge waits for the registry lock
 
-    def __init__(self, uri: str, artifact_root: Optional[str] = None) -> None:
+    def __init__(self, uri: str, artifact_root: Optional[str] = None, *, create: bool = True) -> None:
         self.uri = uri
         self._db_path: Optional[str] = None
+        check_reachable(uri)  # a server that does not answer: one line now, not minutes of MLflow retries
+        if not create:
+            check_exists(uri)
         if uri.startswith("sqlite:///"):
             self._db_path = os.path.abspath(uri[len("sqlite:///"):])
-            os.makedirs(os.path.dirname(self._db_path), exist_ok=True)
+            if create:
+                os.makedirs(os.path.dirname(self._db_path), exist_ok=True)
             artifact_root = artifact_root or os.path.join(os.path.dirname(self._db_path), "artifacts")
         self._artifact_root = os.path.abspath(artifact_root) if artifact_root else None
-        if self._artifact_root:
+        if self._artifact_root and create:
             os.makedirs(self._artifact_root, exist_ok=True)
         self.client = open_client(uri, self._db_path)  # a new database's tables: one process at a time
         self._thread_lock = threading.RLock()
         self._lock_depth = 0
         self._experiments: dict[str, str] = {}
         self._runs: dict[str, tuple[str, str]] = {}  # search id -> (run id, task)
+        self._children: dict[str, dict[int, str]] = {}  # search id -> restart index -> child run id
         self._home_runs: dict[str, str] = {}
         self._validation: dict[str, dict[str, Any]] = {}  # kept batches never change: read once
         self._series_runs: dict[str, str] = {}
@@ -274,7 +286,7 @@ class MlflowStore(SearchLogging, TaskHistory, LibraryStore):
                 handle.write(encode(record))
             from .mlflow_pyfunc import save_program_model  # mlflow.pyfunc is a heavy import: only writers need it
 
-            save_program_model(os.path.join(tmp, "model"), blob)
+            save_program_model(os.path.join(tmp, "model"), blob, {**(program.get("hypers") or {}), **(hypers or {})})
             self.client.log_artifacts(run_id, os.path.join(tmp, "model"), folder)
         self._registered(program_model(task), "program", {"ntpt.task": task})
         tags = {

@@ -31,15 +31,17 @@ def program(networks: dict[str, Any], p: int = 1) -> dict[str, Any]:
             "networks": networks, "meta": {"note": "stand-in"}}
 
 
-def real_program_available() -> str | None:
-    """None if Program.from_dict works on the tiny model here, else why not (a skip reason)."""
-    try:
-        from ntpt_dist.interpreter.program import Program
+def champion_pyfunc(store: Any, task: str) -> Any:
+    """``mlflow.pyfunc.load_model("models:/<task's program model>@champion")`` with the store as registry."""
+    import mlflow
+    from ntpt_dist.library_store.naming import program_model
 
-        Program.from_dict(program({}))
-    except Exception as exc:  # noqa: BLE001 - any failure means: not usable yet
-        return f"ntpt_dist.interpreter.program cannot rebuild a program yet ({type(exc).__name__}: {exc})"
-    return None
+    previous = mlflow.get_registry_uri()
+    mlflow.set_registry_uri(store.uri)
+    try:
+        return mlflow.pyfunc.load_model(f"models:/{program_model(task)}@champion")
+    finally:
+        mlflow.set_registry_uri(previous)
 
 
 # ---------------------------------------------------------- real programs for the store's own gate

@@ -10,7 +10,7 @@ from ntpt_dist.library_store.memory import MemoryStore
 
 import ntpt_dist
 
-from .helpers import net, program, quality, real_program_available
+from .helpers import net, program, quality
 
 
 def test_factory_picks_the_backend(tmp_path, monkeypatch):
@@ -53,7 +53,6 @@ def test_load_library_champion_and_pinned_versions():
     assert api.load_library("memory://") == {}
 
 
-@pytest.mark.skipif(real_program_available() is not None, reason=str(real_program_available()))
 def test_best_program_runs():
     store = MemoryStore()
     store.merge("T", program({}, p=0), lambda t, lib: 1.0)

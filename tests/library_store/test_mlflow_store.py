@@ -14,7 +14,7 @@ from ntpt_dist.interpreter.errors import NtptError
 from ntpt_dist.library_store.api import best_program
 from ntpt_dist.library_store.mlflow_store import MlflowStore, net_model, program_model
 
-from .helpers import net, program, quality, real_program_available, uid
+from .helpers import champion_pyfunc, net, program, quality, uid
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,8 @@ def local_path(uri: str) -> str:
     return urlparse(uri).path
 
 
-def test_search_and_merge_layout_in_mlflow(store):
+def test_a_logged_search_and_its_merge_are_laid_out_in_mlflow(store):
+    """The layout docs/store.md describes, written through the store API (start_search ... merge)."""
     task, name = uid("MATH"), uid("net")
     sid = store.start_search(task, {"restarts": 2, "policy": {"window": 5}})
     prog = program({name: net(0.9)})
@@ -45,6 +46,8 @@ def test_search_and_merge_layout_in_mlflow(store):
     run = client.search_runs([experiment.experiment_id], f"tags.`ntpt.search_id` = '{sid}'")[0]
     history = client.get_metric_history(run.info.run_id, "val_acc/restart_1")
     assert [m.step for m in history] == [0, 10, 20, 30, 40] and history[-1].value == pytest.approx(0.9)
+    restarts = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    assert sorted(r.info.run_name for r in restarts) == ["restart-0", "restart-1 (winner)"]
     assert run.data.params["policy.window"] == "5" and run.data.tags["ntpt.status"] == "finished"
     assert run.data.tags["ntpt.merge.accepted"] == "true" and run.info.status == "FINISHED"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -188,19 +191,12 @@ def test_two_processes_merging_into_one_sqlite_store(tmp_path):
     assert quality(store.get_net_version(name, champion).net) == pytest.approx(0.8)
 
 
-@pytest.mark.skipif(real_program_available() is not None, reason=str(real_program_available()))
 def test_pyfunc_round_trip(store):
-    import mlflow
     import pandas as pd
 
     task = uid("T")
     store.merge(task, program({}, p=0), lambda t, lib: 1.0, test_acc=0.95)
-    previous = mlflow.get_registry_uri()
-    mlflow.set_registry_uri(store.uri)
-    try:
-        model = mlflow.pyfunc.load_model(f"models:/{program_model(task)}@champion")
-    finally:
-        mlflow.set_registry_uri(previous)
+    model = champion_pyfunc(store, task)
     x = np.array([0, 2, 1])
     np.testing.assert_array_equal(model.predict({"x": x})["y"], x)
     np.testing.assert_array_equal(model.predict(pd.DataFrame({"x": x}))["y"], x)
