@@ -59,6 +59,9 @@ def wait_for_line(proc: subprocess.Popen, text: str, timeout_s: float) -> str:
 
 @pytest.mark.parametrize("stop_with", [signal.SIGTERM, signal.SIGINT])
 def test_the_ui_command_leaves_no_server_behind(tmp_path, stop_with):
+    from ntpt_dist.library_store.api import LibraryStore
+
+    LibraryStore(str(tmp_path / "store"))  # `ui` opens a store that exists, never creates one
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     cli = Path(sys.executable).with_name("ntpt-dist")
     with open(tmp_path / "ui.err", "w") as err:
