@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from ..interpreter.errors import NtptError
 from .base import Evaluation, LibraryStore, NetState, NetVersion, ProgramRecord, check_record, new_search_id
-from .naming import check_task
+from .naming import check_net_name, check_task
 
 
 class MemoryStore(LibraryStore):
@@ -53,6 +53,7 @@ class MemoryStore(LibraryStore):
         parent: Optional[int] = None,
         tags: Optional[Mapping[str, str]] = None,
     ) -> int:
+        check_net_name(name)  # the MLflow store's rule, so a name is refused by every backend or by none
         with self._lock:
             versions = self._nets.setdefault(name, [])
             version = len(versions) + 1

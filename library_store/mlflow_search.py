@@ -98,10 +98,12 @@ class SearchLogging:
         search_id = search_id or new_search_id()
         tags = {"ntpt.search_id": search_id, "ntpt.task": task, "ntpt.role": "search", "ntpt.status": "running",
                 "mlflow.runName": f"search-{search_id[:8]}"}
-        run_id = self.client.create_run(self._experiment(task), tags=tags).info.run_id
+        experiment_id = self._experiment(task)
+        run_id = self.client.create_run(experiment_id, tags=tags).info.run_id
         self._log_params(run_id, flatten(config))
         self.client.log_text(run_id, json.dumps(dict(config), default=str, indent=2), "config.json")
         self._runs[search_id] = (run_id, task)
+        self._children[search_id], self._child_experiment[search_id] = {}, experiment_id  # a new run has none
         return search_id
 
     def log_restarts(self, search_id: str, records: list[Mapping[str, Any]]) -> None:
@@ -131,6 +133,7 @@ class SearchLogging:
             self._children[search_id] = {
                 int(run.data.tags["ntpt.restart"]): run.info.run_id for run in found if "ntpt.restart" in run.data.tags
             }
+            self._child_experiment[search_id] = experiment_id
         return self._children[search_id]
 
     def _log_restart_run(self, search_id: str, record: Mapping[str, Any]) -> None:
@@ -152,7 +155,7 @@ class SearchLogging:
             run_id, task = self._run(search_id)
             tags = {"mlflow.parentRunId": run_id, "ntpt.role": "restart", "ntpt.restart": str(index),
                     "ntpt.search": search_id, "ntpt.task": task}
-            experiment_id = self.client.get_run(run_id).info.experiment_id
+            experiment_id = self._child_experiment[search_id]
             child = self.client.create_run(experiment_id, run_name=f"restart-{index}", tags=tags).info.run_id
             runs[index] = child
             params = [Param("seed", str(record.get("seed")))]

@@ -50,7 +50,7 @@ from .codec import encode, read_file
 from .mlflow_history import TaskHistory
 from .mlflow_plots import trajectories_png
 from .mlflow_search import SearchLogging
-from .naming import check_stored_task, equals_filter, program_model, task_folder
+from .naming import check_net_name, check_stored_task, equals_filter, net_model, program_model, task_folder
 from .opening import check_exists, check_reachable
 from .records import program_record
 from .sqlite_create import open_client
@@ -58,11 +58,6 @@ from .sqlite_create import open_client
 KIND = "ntpt.kind"
 LOCK = "ntpt.lock.merge"
 _BATCH = 1000  # MLflow's limit on metrics per log_batch call
-
-
-def net_model(name: str) -> str:
-    """Registered model name of a library network."""
-    return f"ntpt.{name}"
 
 
 def _slug(text: str) -> str:
@@ -112,6 +107,7 @@ class MlflowStore(SearchLogging, TaskHistory, LibraryStore):
         self._experiments: dict[str, str] = {}
         self._runs: dict[str, tuple[str, str]] = {}  # search id -> (run id, task)
         self._children: dict[str, dict[int, str]] = {}  # search id -> restart index -> child run id
+        self._child_experiment: dict[str, str] = {}  # search id -> its experiment id
         self._home_runs: dict[str, str] = {}
         self._validation: dict[str, dict[str, Any]] = {}  # kept batches never change: read once
         self._series_runs: dict[str, str] = {}
@@ -214,6 +210,7 @@ class MlflowStore(SearchLogging, TaskHistory, LibraryStore):
         parent: Optional[int] = None,
         tags: Optional[Mapping[str, str]] = None,
     ) -> int:
+        check_net_name(name)  # before anything is written
         run_id = self._home_run(task, search_id)
         folder = f"nets/{_slug(name)}/{uuid.uuid4().hex[:12]}"
         self._log_bytes(run_id, encode(dict(net)), folder, "net.npz")

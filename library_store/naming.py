@@ -23,8 +23,8 @@ import string
 
 from ..interpreter.errors import NtptError
 
-__all__ = ["MAX_ESCAPED", "check_stored_task", "check_task", "equals_filter", "escape", "program_model", "task_folder",
-           "unescape"]
+__all__ = ["MAX_ESCAPED", "check_net_name", "check_stored_task", "check_task", "equals_filter", "escape", "net_model",
+           "program_model", "task_folder", "unescape"]
 
 MAX_ESCAPED = 200  # MLflow keeps registered model names in 256 characters, a folder name has 255 bytes
 _KEPT = frozenset(string.ascii_letters + string.digits + "_.")
@@ -98,6 +98,34 @@ def program_model(task: str) -> str:
         ('ntpt.program.ADD2x2-top', 'ntpt.program.A~2FB')
     """
     return "ntpt.program." + escape(check_task(task))
+
+
+def check_net_name(name: object) -> str:
+    """``name`` if it names a network (a Python identifier, as ``@Learn`` functions are), else an :class:`NtptError`.
+
+    An identifier has no ``.``, so ``ntpt.<name>`` never equals a program's
+    ``ntpt.program.<task>`` or the merge lock ``ntpt.lock.merge``.
+
+    Example:
+        >>> check_net_name("net_0")
+        'net_0'
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise NtptError(
+            f"a network name is a Python identifier (the name of its @Learn function), but got {name!r}; "
+            "fix: rename the network"
+        )
+    return name
+
+
+def net_model(name: str) -> str:
+    """Registered model name of a library network: ``ntpt.<name>`` (``models:/ntpt.net_0@champion``).
+
+    Example:
+        >>> net_model("net_0")
+        'ntpt.net_0'
+    """
+    return "ntpt." + check_net_name(name)
 
 
 def task_folder(task: str) -> str:

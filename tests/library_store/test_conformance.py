@@ -130,6 +130,14 @@ def test_task_names_with_colon_and_slash(store):
     assert task in store.tasks() and store.get_program(task).val_acc == 0.7
 
 
+@pytest.mark.parametrize("name", ["program.T", "lock.merge", "net-0", "", "a b"])
+def test_a_network_name_that_is_not_an_identifier_is_refused_before_anything_is_written(store, name):
+    # a network named 'program.T' would share the registered model ntpt.program.T with task T's programs
+    with pytest.raises(NtptError, match="a network name is a Python identifier"):
+        store.add_net_version(name, net(0.5))
+    assert store.champion_versions() == {} or name not in store.champion_versions()
+
+
 def test_unknown_program_version(store):
     task = uid("T")
     store.add_program(task, program({}), val_acc=0.5)
