@@ -146,9 +146,9 @@ def actor_kills(kills: int, restarts: int, temp_dir: str, rng: random.Random) ->
         "lost": len(set(range(restarts)) - set(result.records)),
         "duplicated": sum(n - 1 for n in logged.values() if n > 1),
         "redone": len(victims), "redone_distinct": len(set(victims)),
-        "redone_on_a_killed_actor": sum(result.records[k]["actor"] in killed for k in victims if k in result.records),
+        "redone_on_a_killed_actor": sum(result.records[k].actor in killed for k in victims if k in result.records),
         "started_count": result.counts["started"], "failed": result.counts["failed"],
-        "statuses": dict(collections.Counter(r["status"] for r in result.records.values())),
+        "statuses": dict(collections.Counter(r.status.value for r in result.records.values())),
         "wall_s": round(wall, 1),
     }
 

@@ -107,30 +107,32 @@ def main(argv=None) -> None:
     long = symbolic("test", 500, args.seed + 2, digits=16)
     model = load_model("math_symbolic", N=2)
     started = time.perf_counter()
-    result = model.train(train, restarts=args.restarts, steps=args.steps, seed=args.seed, val_data=val, **config)
+    result = model.train(train, restarts=args.restarts, steps=args.steps, seed=args.seed, val_data=val,
+                         keep_programs=True, **config)
     wall = time.perf_counter() - started
-    exact = [k for k, prog in enumerate(result.programs) if prog.accuracy(long, hypers={"N": 16}) == 1.0]
+    programs = result.programs()  # every restart's, by index (diverged ones have none)
+    exact = [k for k, prog in programs.items() if prog.accuracy(long, hypers={"N": 16}) == 1.0]
     out = {
         "command": "python benchmarks/math_symbolic_search.py " + " ".join(argv or sys.argv[1:]),
         "restarts": args.restarts, "steps": args.steps, "config": config,
         "exact_on_16_digits": len(exact), "rate": round(len(exact) / args.restarts, 4),
         "train_s": round(wall, 1),
-        "programs": [result.programs[k].listing() for k in exact],
+        "programs": [programs[k].listing() for k in exact],
     }
     if args.details:
         from collections import Counter
 
         restarts = []
-        for k, prog in enumerate(result.programs):
-            va = result.val_accuracy[k]
-            hit = [int(s) for s, a in zip(result.eval_steps, va) if a >= 0.99]
+        for k, prog in programs.items():
+            trajectory = result.records[k].trajectory
+            va = [a for _, a in trajectory]
+            hit = [int(s) for s, a in trajectory if a >= 0.99]
             restarts.append({
                 "k": k, "exact16": k in exact, "class": classify(prog.params), "program": signature(prog.params),
                 "val2_discrete": round(prog.accuracy(val), 4),
                 "val2_relaxed_final": round(float(va[-1]), 4), "val2_relaxed_best": round(float(max(va)), 4),
                 "first_step_relaxed_ge_0.99": hit[0] if hit else None,
-                "diverged": bool(result.diverged[k]),
-                "final_loss": round(float(result.losses[k, -1]), 4),
+                "status": result.records[k].status.value, "steps": result.records[k].steps,
             })
         out["classes"] = dict(Counter(r["class"] for r in restarts).most_common())
         acc = sorted((r["val2_discrete"] for r in restarts), reverse=True)

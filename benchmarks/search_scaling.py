@@ -83,6 +83,7 @@ def workload(args) -> tuple[str, object, dict, object]:
 def timed(backend_cls):
     """A backend that notes when every worker has answered its first call (started up), and
     each worker's latest counters: slot-steps (how busy its block was kept), seconds training."""
+    from ntpt_dist.search.records import WorkerReport
 
     class Timed(backend_cls):
         def __init__(self, *a, **kw):
@@ -102,11 +103,11 @@ def timed(backend_cls):
         def wait(self, tickets, timeout):
             out = super().wait(tickets, timeout)
             for ticket, outcome in out:
-                if not isinstance(outcome, dict):
+                if not isinstance(outcome, WorkerReport):
                     continue
                 worker = self.worker_of.pop(ticket)
-                self.slot_steps[worker], self.train_s[worker] = outcome["slot_steps"], outcome["train_s"]
-                if worker not in self.up_at and not outcome["in_flight"] and not outcome["records"]:
+                self.slot_steps[worker], self.train_s[worker] = list(outcome.slot_steps), outcome.train_s
+                if worker not in self.up_at and not outcome.in_flight and not outcome.records:
                     self.answered += 1  # the empty first call: this worker is up
                     self.up_at[worker] = time.perf_counter()
             if self.ready_at is None and self.answered >= self.spawned:

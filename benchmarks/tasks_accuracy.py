@@ -95,8 +95,8 @@ def run(args) -> dict:
         model = registry.load_model("maze")
         data = task_splits("MAZE", seed=args.seed, sizes={"train": 2000, "val": 500, "test": 1000})
         result = model.train(data["train"], restarts=args.maze_restarts, steps=args.maze_steps, seed=args.seed,
-                             val_data=data["val"], progress=False)
-        solved = [p for p in result.programs if _is_maze_solution(p)]
+                             val_data=data["val"], progress=False, keep_programs=True)
+        solved = [p for p in result.programs().values() if _is_maze_solution(p)]
         best = result.best_program()
         test = data["test"]
         pred = best.run(test)
@@ -118,7 +118,8 @@ def math_stage(args, library: dict | None) -> dict:
     after each phase."""
     from ntpt_dist.experiments import registry
     from ntpt_dist.experiments.runner import math_generalisation, task_splits
-    from ntpt_dist.interpreter.engine import config_with, polished
+    from ntpt_dist.interpreter.engine import config_with
+    from ntpt_dist.interpreter.polish import polished
     from ntpt_dist.interpreter.tune import tune_networks
 
     options = {**registry.recipe("MATH"), **dict(args.math_option or [])}
@@ -127,10 +128,11 @@ def math_stage(args, library: dict | None) -> dict:
     data = task_splits("MATH", seed=args.seed, sizes={"train": 4000, "val": 1000, "test": 1000})
     started = time.perf_counter()
     result = model.train(data["train"], restarts=args.math_restarts, steps=args.math_steps, seed=args.seed,
-                         val_data=data["val"], library=library, progress=False, eval_every=100, **options)
+                         val_data=data["val"], library=library, progress=False, eval_every=100, keep_programs=True,
+                         **options)
     trained = time.perf_counter()
-    by_descent = [k for k, p in enumerate(result.programs) if _is_math_solution(p, args.seed)]
-    programs = result.programs
+    programs = list(result.programs().values())
+    by_descent = [k for k, p in enumerate(programs) if _is_math_solution(p, args.seed)]
     if edits:
         config = config_with(polish_edits=edits)
         programs = [polished(p, data["train"], config) for p in programs]

@@ -172,7 +172,7 @@ def _task_run(task: str, report: Any, wall_s: float) -> TaskRun:
                        "no restart converged: nothing merged", None, None, None, None, {}, wall_s)
     d = merge.decision
     return TaskRun(
-        task, result.search_id, dict(result.counts), True, d.accepted, d.reason, result.winner["program_val_acc"],
+        task, result.search_id, dict(result.counts), True, d.accepted, d.reason, result.winner.program_val_acc,
         report.test_accuracy, merge.program.test_acc, {"new_task": d.new_task, "earlier": d.earlier, "added": d.added, "updated": d.updated},
         dict(merge.new_versions), wall_s,
     )

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ntpt_dist.interpreter.errors import NtptError
+
 from . import registry
 
 # Sizes of the paper's regimes (section 6.1): distinct training grids, held-out test grids.
@@ -30,7 +32,7 @@ class TaskOutcome:
     validation_accuracy: float
     test_accuracy: float
     wall_s: float
-    result: Any = None  # interpreter.engine.TrainResult
+    result: Any = None  # interpreter.records.SearchResult, as Model.train returns it
     extra: dict = field(default_factory=dict)  # e.g. MATH accuracy per number of digits
 
 
@@ -95,6 +97,9 @@ def train_task(
         **train_kwargs,
     )
     program = result.best_program()
+    if program is None:
+        raise NtptError(f"no restart of {task} converged in {restarts} restarts of up to {steps} steps "
+                        f"({result.counts}); fix: train more restarts or steps")
     outcome = TaskOutcome(
         task=task,
         program=program,

@@ -6,9 +6,9 @@ target from a ``Batch``; frozen networks' outputs travel in it too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from .discrete import batch_size, check_inputs, check_outputs, check_tensors, re
 from .errors import DataError
 from .ir import FlatModel
 
-__all__ = ["Batch", "prepare_batch", "shifted"]
+__all__ = ["Batch", "BatchTransform", "RandomShift", "prepare_batch", "shifted"]
 
 
 @dataclass
@@ -129,3 +129,43 @@ def shifted(batch: Batch, flat: FlatModel, k: int, offsets: Callable[[int], torc
         moved = padded[n, :, rows[:, :, None], cols[:, None, :]]  # [N, h, w, C]
         tensors[name] = moved.permute(0, 3, 1, 2).reshape(t.shape)
     return Batch(batch.inputs, tensors, batch.targets, batch.size, batch.cached)
+
+
+class BatchTransform(Protocol):
+    """A training-batch transform a ``RestartBlock`` applies to each minibatch (data augmentation).
+
+    ``transform(batch, flat, live, gens)`` gets the minibatch (leading dimension
+    R, one row of instances per slot), the model, which slots train now and each
+    slot's ``torch.Generator``; every random draw for a slot must come from that
+    slot's generator, so a restart's data does not depend on its block-mates.
+    """
+
+    def __call__(self, batch: Batch, flat: FlatModel, live: np.ndarray, gens: Sequence[torch.Generator]) -> Batch: ...
+
+
+@dataclass(frozen=True)
+class RandomShift:
+    """Shift every training image by a random offset of up to ``k`` pixels each way (``TrainConfig.augment_shift``).
+
+    Offsets are drawn per instance from each live slot's generator; see :func:`shifted`.
+
+    Example:
+        >>> from ntpt_dist.interpreter.ir import NO_SPAN, TensorDecl
+        >>> flat = FlatModel({}, {"im": TensorDecl("im", (3, 3), (), NO_SPAN)}, {}, {}, (), {})
+        >>> b = Batch({}, {"im": torch.eye(3).reshape(1, 1, 3, 3)}, {}, 1)
+        >>> RandomShift(1)(b, flat, np.array([True]), [torch.Generator().manual_seed(0)]).tensors["im"].shape
+        torch.Size([1, 1, 3, 3])
+    """
+
+    k: int
+
+    def __call__(self, batch: Batch, flat: FlatModel, live: np.ndarray, gens: Sequence[torch.Generator]) -> Batch:
+        slots = len(gens)
+
+        def offsets(per_slot: int) -> torch.Tensor:  # each slot's draws depend on its seed only
+            out = torch.zeros(2, slots, per_slot, dtype=torch.long)
+            for slot in np.flatnonzero(live):
+                out[:, slot] = torch.randint(-self.k, self.k + 1, (2, per_slot), generator=gens[slot])
+            return out
+
+        return shifted(batch, flat, self.k, offsets)

@@ -25,8 +25,9 @@ from .discrete import _calls, _check_networks, _Executor, as_numpy, batch_size, 
 from .errors import DataError
 from .ir import Const, Elem, TensorElem
 from .program import Program
+from .train_config import TrainConfig
 
-__all__ = ["local_search"]
+__all__ = ["local_search", "polished"]
 
 Edit = tuple[tuple[str, tuple[int, ...]], int]  # ((param name, index), new value)
 
@@ -159,3 +160,10 @@ def local_search(program: Any, data: Mapping[str, Any], max_edits: int = 2, roun
         current, best_acc = candidates[pick], float(scores[pick])
     params = {name: value.tolist() for name, value in current.items()}
     return Program(program.model, params, program.networks), best_acc
+
+
+def polished(program: Program, data: Mapping[str, Any], config: TrainConfig) -> Program:
+    """``program`` after the local search of ``config.polish_edits`` edits, scored on the first
+    ``config.polish_sample`` instances of ``data`` (what a restart's program gets when polishing is on)."""
+    sample = {k: v[: config.polish_sample] for k, v in data.items()}
+    return local_search(program, sample, max_edits=config.polish_edits)[0]

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .calls import called_networks
+from .compiled import compile_model
 from .discrete import check_data, check_outputs, check_params, execute
 from .errors import NtptError
 from .ir import Decl, FlatModel
@@ -29,8 +30,8 @@ class Program:
     """Argmax of a model's Params plus the networks its ``@Learn`` calls use.
 
     Args:
-        model: a compiled ``Model`` (``model.flat``, ``model.hypers``, ``model.source``,
-            ``model.filename``, ``model.listing``, ``model.with_hypers``).
+        model: a compiled model (``compiled.CompiledModel`` or ``Model``: ``model.flat``, ``model.hypers``,
+            ``model.source``, ``model.filename``, ``model.listing``, ``model.with_hypers``).
         params: Param name -> int (scalar) or nested list / int array.
         networks: ``@Learn`` name -> NetState ``{"signature", "state": {"w0", "b0", ...}}``.
         meta: free metadata set by others (``accuracy``, ``library_version``, ...);
@@ -236,10 +237,8 @@ class Program:
                 f"a Program dict's network {bad_net!r} must be a NetState {{'signature': str, 'state': dict}}, "
                 f"but it is {d['networks'][bad_net]!r:.100}; fix: pass what Program.to_dict() returned"
             )
-        from .model import compile_source  # model.py imports the compiler passes, which need program.py only lazily
-
         listing = listing or _resolve_listing(d.get("listing"))  # a registry lookup, never an import
-        model = compile_source(d["source"], d["hypers"], filename=d["filename"], listing=listing)
+        model = compile_model(d["source"], d["hypers"], filename=d["filename"], listing=listing)
         return cls(model, d["params"], d["networks"], d.get("meta"))
 
     def called_networks(self) -> frozenset[str]:

@@ -35,7 +35,8 @@ class TrainConfig:
         clip_norm: per-restart global gradient norm limit (``None``: no clipping).
         init_scale: Param logits start as ``init_scale * log(Exp(1))`` (softmax = Dirichlet(1) at 1).
         net_init_scale: scale of new networks' He-normal initial weights.
-        eval_every: steps between validation evaluations in :func:`train`.
+        eval_every: steps between validation evaluations (``Model.train`` and the search; the
+            search's own ``eval_every`` argument, when given, must agree with it).
         freeze_library: library networks do not train; every restart uses the library
             copy, and their outputs on the training data are computed once for all
             slots, so a restart costs about what the symbolic program search costs.
@@ -68,7 +69,7 @@ class TrainConfig:
     clip_norm: Optional[float] = 1.0
     init_scale: float = 1.0
     net_init_scale: float = 1.0
-    eval_every: int = 50
+    eval_every: int = 25
     freeze_library: bool = False
     polish_edits: int = 0
     polish_sample: int = 100

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from .engine import RestartBlock, TrainConfig, config_with, restart_seed
+from .program import Program
 
 __all__ = ["tune_networks"]
 
@@ -48,7 +49,7 @@ def tune_networks(program: Any, data: Mapping[str, Any], steps: int = 500, val_d
         block.step(eval_every)
         if block.diverged[0]:
             break
-        candidate = program.model.program(program.params, block.networks(0))
+        candidate = Program(program.model, program.params, block.networks(0))
         acc = candidate.accuracy(val)
         if acc > best_acc:
             best, best_acc = candidate, acc

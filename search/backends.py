@@ -32,7 +32,7 @@ class Backend(Protocol):
         """Queue ``assignments`` on the worker and train ~``seconds``; returns a ticket."""
 
     def wait(self, tickets: list[Any], timeout: float) -> list[tuple[Any, Any]]:
-        """Finished tickets with their outcome: the worker's ``run`` dict or :class:`ActorLost`."""
+        """Finished tickets with their outcome: the worker's ``WorkerReport`` or :class:`ActorLost`."""
 
     def name(self, handle: Any) -> str:
         """A label for progress output and records."""
@@ -83,9 +83,7 @@ class LocalBackend:
         if worker is None:
             return [(ticket, ActorLost(f"worker {handle} was killed"))]
         worker.assign(assignments)
-        out = worker.run(seconds)
-        out["running"] = worker.running()
-        return [(ticket, out)]
+        return [(ticket, worker.run(seconds))]
 
     def name(self, handle: int) -> str:
         return f"local-{handle}"

@@ -16,19 +16,33 @@ journal) skips every finished restart.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from ..interpreter.discrete import check_data
+from ..interpreter.engine import restart_seed
 from ..interpreter.errors import NtptError
+from ..interpreter.policy import JumpPolicy, StopRule
+from ..interpreter.policy import winner as pick_winner
+from ..interpreter.records import (
+    STATUSES,
+    CrashReport,
+    RestartRecord,
+    RestartStatus,
+    SearchResult,
+    WorkerReport,
+    config_dict,
+    new_search_id,
+)
+from ..interpreter.restarts import Assignment, ModelSpec, train_config
+from ..interpreter.train_config import TrainConfig
 from .backends import ActorLost, Backend, LocalBackend
 from .journal import Journal
-from .policy import JumpPolicy, StopRule
-from .policy import winner as pick_winner
 from .progress import Progress
-from .records import SearchResult, make_record, restart_seed
-from .worker import Assignment, ModelSpec
+from .sinks import RestartSink
 
 __all__ = ["search", "SearchResult"]
 
@@ -58,7 +72,7 @@ def search(
     *,
     task: Optional[str] = None,
     device: Optional[str] = None,
-    eval_every: int = 25,
+    eval_every: Optional[int] = None,
     backend: Any = "ray",
     block_factory: Any = None,
     slice_s: float = 2.0,
@@ -81,18 +95,18 @@ def search(
             Ray on loopback, or the Ray session already initialised.
         policy: per-restart :class:`JumpPolicy`.
         stop: whole-search :class:`StopRule` (first k converged, wall clock, cap).
-        store: library store (``start_search``, ``finished_restarts``,
-            ``log_restarts``, ``end_search``); the driver is its only writer.
+        store: library store (a :class:`~.sinks.RestartSink`); the driver is its only writer.
         search_id: resume this search: restarts it already finished are skipped.
         journal: path (or :class:`Journal`) of a local JSONL resume journal.
         progress: print a status line on stderr.
         val_data: validation batch for jump detection and the winner's accuracy
             (default: ``data``).
-        config: ``TrainConfig`` or dict of its keyword arguments.
+        config: ``TrainConfig`` or dict of its fields (an unknown one is an ``NtptError`` naming it).
         library: neural library the workers initialise shared networks from.
         task: label for the store (default: the model's file name).
         device: torch device of every block (default: ``cuda`` with ``gpus_per_actor > 0``, else ``cpu``).
-        eval_every: training steps between validation evaluations.
+        eval_every: training steps between validation evaluations (default: the config's
+            ``eval_every``, 25; one that contradicts the config's is refused).
         backend: ``"ray"``, ``"local"`` (in this process, no Ray) or a backend object.
         block_factory: build blocks with this instead of ``RestartBlock`` (tests).
         slice_s: seconds a worker trains before reporting back.
@@ -111,7 +125,13 @@ def search(
         >>> print(result.best_program().source)                                      # doctest: +SKIP
     """
     spec = ModelSpec.of(model_or_task)
-    _check_args(restarts, restarts_per_actor, actors, eval_every)
+    eval_every = _eval_every(eval_every, config)
+    config = train_config(config)
+    _check_args(restarts, restarts_per_actor, actors, eval_every, seed)
+    if policy is not None and not isinstance(policy, JumpPolicy):
+        raise NtptError(f"policy must be a JumpPolicy, but got {type(policy).__name__}")
+    if stop is not None and not isinstance(stop, StopRule):
+        raise NtptError(f"stop must be a StopRule, but got {type(stop).__name__}")
     policy = policy or JumpPolicy()
     stop = stop or StopRule()
     total = restarts if stop.max_restarts is None else min(restarts, stop.max_restarts)
@@ -124,22 +144,23 @@ def search(
             check_data(flat, val_data, "val_data")
     if isinstance(journal, (str,)) or hasattr(journal, "__fspath__"):
         journal = Journal(journal)
-    sinks = [s for s in (store, journal) if s is not None]
+    sinks: list[RestartSink] = [s for s in (store, journal) if s is not None]
+    for sink in sinks:
+        if not isinstance(sink, RestartSink):
+            raise NtptError(f"store and journal must implement RestartSink (start_search, finished_restarts, "
+                            f"log_restarts, end_search), but got {type(sink).__name__}")
     task = task or spec.filename.rsplit("/", 1)[-1].removesuffix(".py")
     run_config = {
         "restarts": total, "seed": seed, "restarts_per_actor": restarts_per_actor, "eval_every": eval_every,
-        "policy": policy.to_dict(), "stop": stop.to_dict(), "train": _config_dict(config),
+        "policy": policy.to_dict(), "stop": stop.to_dict(), "train": config_dict(config),
         "hypers": dict(spec.hypers),
     }  # fmt: skip
+    search_id = search_id or new_search_id()  # minted here only; every sink records it under this id
     for sink in sinks:
         search_id = sink.start_search(task, run_config, search_id)
-    if search_id is None:
-        import uuid
-
-        search_id = uuid.uuid4().hex[:12]
-    done: dict[int, dict] = {}
+    done: dict[int, RestartRecord] = {}
     for sink in sinks:
-        done.update(sink.finished_restarts(search_id))
+        done.update((int(k), RestartRecord.from_dict(r)) for k, r in sink.finished_restarts(search_id).items())
     done = {k: r for k, r in done.items() if k < total}
     worker_kwargs = {
         "model_spec": spec, "data": data, "slots": restarts_per_actor, "config": config,
@@ -165,10 +186,8 @@ def search(
                                 wall_s=time.monotonic() - state.t0, stop_reason=reason,
                                 resumed=len(done), config=run_config)  # fmt: skip
     for sink in sinks:
-        sink.end_search(search_id, result.summary(), result.winner)
+        sink.end_search(search_id, result.summary(), None if result.winner is None else result.winner.to_dict())
     if reason == "interrupted" and progress:
-        import sys
-
         print(f"search {search_id} interrupted; resume with search_id={search_id!r}", file=sys.stderr)
     return result
 
@@ -176,11 +195,11 @@ def search(
 class _Search:
     """The driver's loop state: what is queued, where each restart runs, what finished."""
 
-    def __init__(self, pool: Backend, todo: list[Assignment], done: dict[int, dict], sinks: list, search_id: str,
+    def __init__(self, pool: Backend, todo: list[Assignment], done: dict[int, RestartRecord], sinks: list, search_id: str,
                  stop: StopRule, slots: int, slice_s: float, flush_s: float, progress: Progress):
         self.pool = pool
         self.pending: deque[Assignment] = deque(todo)
-        self.records: dict[int, dict] = dict(done)
+        self.records: dict[int, RestartRecord] = dict(done)
         self.fresh = 0  # records finished in this session (for the rate)
         self.sinks = sinks
         self.search_id = search_id
@@ -196,7 +215,7 @@ class _Search:
         self.running: dict[Any, set[int]] = {}  # worker -> restarts last seen training
         self.tickets: dict[Any, Any] = {}  # call -> worker
         self.ready: set[Any] = set()  # workers that have answered a call (started up)
-        self.unflushed: list[dict] = []
+        self.unflushed: list[RestartRecord] = []
         self.handed_out: set[int] = set()  # restarts given to a worker at least once in this session
         self.losses_without_progress = 0
         self.t0 = time.monotonic()
@@ -206,7 +225,7 @@ class _Search:
         for _ in range(actors if self.pending else 0):
             self._spawn()
         while True:
-            converged = sum(r["status"] == "converged" for r in self.records.values())
+            converged = sum(r.status is RestartStatus.CONVERGED for r in self.records.values())
             reason = self.stop.reason(len(self.records), converged, time.monotonic() - self.t0)
             if reason:
                 return reason
@@ -268,19 +287,19 @@ class _Search:
         """Calls queued on or running in ``worker``."""
         return sum(w == worker for w in self.tickets.values())
 
-    def _collect(self, worker: Any, out: dict) -> None:
+    def _collect(self, worker: Any, out: WorkerReport) -> None:
         self.ready.add(worker)
         held = self.assigned[worker]
-        for record in out["records"]:
-            a = held.pop(record["index"], None)
-            assert a is not None, f"restart {record['index']} came back from a worker that does not hold it"
+        for record in out.records:
+            a = held.pop(record.index, None)
+            assert a is not None, f"restart {record.index} came back from a worker that does not hold it"
             self._finish(record)
-        for crash in out["crashes"]:
-            held.pop(crash["index"], None)
-            self._retry(Assignment(crash["index"], crash["seed"], crash["attempt"]), crash["error"],
-                        solo=crash["scope"] == "block")  # fmt: skip
-        self.running[worker] = set(out.get("running", ()))
-        if out["records"]:
+        crash: CrashReport
+        for crash in out.crashes:
+            held.pop(crash.index, None)
+            self._retry(Assignment(crash.index, crash.seed, crash.attempt), crash.error, solo=crash.scope == "block")
+        self.running[worker] = set(out.running)
+        if out.records:
             self.losses_without_progress = 0
 
     def _lost(self, worker: Any, error: str) -> None:
@@ -305,12 +324,12 @@ class _Search:
     def _retry(self, a: Assignment, error: str, solo: bool) -> None:
         attempt = a.attempt + 1
         if attempt >= MAX_ATTEMPTS:
-            self._finish(make_record(a.index, a.seed, "failed", reason="crashed", error=error))
+            self._finish(RestartRecord(a.index, a.seed, RestartStatus.FAILED, reason="crashed", error=error))
         else:
             self.pending.appendleft(Assignment(a.index, a.seed, attempt, solo=solo or a.solo))
 
-    def _finish(self, record: dict) -> None:
-        self.records[record["index"]] = record
+    def _finish(self, record: RestartRecord) -> None:
+        self.records[record.index] = record
         self.unflushed.append(record)
         self.fresh += 1
 
@@ -319,20 +338,20 @@ class _Search:
         now = time.monotonic()
         if not self.unflushed or (not force and now - self._last_flush < self.flush_s):
             return
-        batch = list(self.unflushed)  # raw records: the journal encodes its own, stores keep numpy
+        batch = [r.to_dict() for r in self.unflushed]  # the sinks' dict form: the journal encodes its own, stores keep numpy
         for sink in self.sinks:
             sink.log_restarts(self.search_id, batch)
         self.unflushed = []
         self._last_flush = now
 
     def _show(self) -> None:
-        counts = {s: 0 for s in ("converged", "stopped", "diverged", "failed")}
+        counts = {s: 0 for s in STATUSES}
         for r in self.records.values():
-            counts[r["status"]] += 1
+            counts[r.status.value] += 1
         best = pick_winner(self.records.values())
         self.progress.update(
             started=self.started, alive=sum(len(h) for h in self.assigned.values()), counts=counts,
-            best=None if best is None else best["program_val_acc"], elapsed=time.monotonic() - self.t0,
+            best=None if best is None else best.program_val_acc, elapsed=time.monotonic() - self.t0,
             finished=self.fresh,  # this session's restarts only, so a resume does not inflate the rate
         )  # fmt: skip
 
@@ -355,21 +374,23 @@ def _default_actors(pool: Any, todo: int, slots: int) -> int:
     return max(1, min(need, capacity))
 
 
-def _check_args(restarts: int, slots: int, actors: Optional[int], eval_every: int) -> None:
-    for name, value, low in (("restarts", restarts, 0), ("restarts_per_actor", slots, 1), ("eval_every", eval_every, 1)):
-        if not isinstance(value, int) or value < low:
+def _eval_every(eval_every: Optional[int], config: Any) -> int:
+    """The search's evaluation interval: the argument or the config's, never two that disagree."""
+    checked = train_config(config)
+    if eval_every is None:
+        return checked.eval_every
+    default = TrainConfig.__dataclass_fields__["eval_every"].default
+    explicit = config["eval_every"] if isinstance(config, Mapping) and "eval_every" in config else None
+    if (explicit is not None and explicit != eval_every) or checked.eval_every not in (default, eval_every):
+        raise NtptError(f"eval_every={eval_every!r} contradicts the config's eval_every={config.eval_every!r}; "
+                        "fix: pass it once (the search argument or the config field)")
+    return eval_every
+
+
+def _check_args(restarts: int, slots: int, actors: Optional[int], eval_every: int, seed: int) -> None:
+    checks = (("restarts", restarts, 0), ("restarts_per_actor", slots, 1), ("eval_every", eval_every, 1), ("seed", seed, 0))
+    for name, value, low in checks:
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise NtptError(f"{name} must be an integer >= {low}, but got {name}={value!r}")
     if actors is not None and (not isinstance(actors, int) or actors < 1):
         raise NtptError(f"actors must be None (as many as fit) or an integer >= 1, but got actors={actors!r}")
-
-
-def _config_dict(config: Any) -> dict[str, Any]:
-    if config is None:
-        return {}
-    if isinstance(config, dict):
-        return dict(config)
-    if hasattr(config, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return asdict(config)
-    return {"repr": repr(config)}

@@ -1,8 +1,8 @@
 """A local resume journal: append-only JSONL of finished restarts, fsync'd per batch.
 
-It speaks the same four methods the driver calls on a library store
-(``start_search``, ``finished_restarts``, ``log_restarts``, ``end_search``), so
-the driver treats the journal and a store alike. Lines look like::
+It implements :class:`~.sinks.RestartSink`, the protocol the driver also
+uses for a library store, so the driver treats the journal and a store alike.
+Lines look like::
 
     {"search_id": "...", "event": "start", "task": "...", "config": {...}}
     {"search_id": "...", "event": "restart", "record": {...}}
@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any, Optional
 
 from ..interpreter.errors import NtptError
-from .records import from_jsonable, to_jsonable
+from ..interpreter.records import from_jsonable, new_search_id, to_jsonable
 
 
 class Journal:
@@ -42,9 +41,9 @@ class Journal:
         self.path = Path(path)
 
     def start_search(self, task: str, config: dict[str, Any], search_id: Optional[str]) -> str:
-        """Open (or reopen, when ``search_id`` is given) a search; returns its id."""
+        """Open (or reopen) the search ``search_id``; returns its id (a fresh one for ``None``)."""
         if search_id is None:
-            search_id = uuid.uuid4().hex[:12]
+            search_id = new_search_id()
         self._append([{"search_id": search_id, "event": "start", "task": task, "config": config}])
         return search_id
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from ntpt_dist.interpreter.discrete import execute
-from ntpt_dist.interpreter.engine import RestartBlock, TrainConfig, restart_seed, train
+from ntpt_dist.interpreter.engine import RestartBlock, TrainConfig, config_with, restart_seed
 from ntpt_dist.interpreter.errors import NtptError
 from ntpt_dist.interpreter.netfn import random_netstate
 
@@ -105,20 +105,28 @@ def test_reset_gives_a_fresh_optimizer_state():
         torch.testing.assert_close(a, b)
 
 
+def trained(flat, data, restarts, steps, seed, **options):
+    """A block of ``restarts`` restarts of ``flat`` trained ``steps`` steps."""
+    block = RestartBlock(flat, data, slots=restarts, config=TrainConfig(**options))
+    for k in range(restarts):
+        block.reset(k, restart_seed(seed, k))
+    block.step(steps)
+    return block
+
+
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
-def test_train_finds_the_gates_program(optimizer):
+def test_a_block_finds_the_gates_program(optimizer):
     rng = np.random.default_rng(0)
-    result = train(fm.gates(), gates_task(rng, 64), restarts=4, steps=150, seed=0, optimizer=optimizer, lr=0.1,
-                   eval_every=50, val_data=gates_task(rng, 32))
-    best = result.best_index()
-    assert result.val_accuracy[best, -1] == 1.0
+    block = trained(fm.gates(), gates_task(rng, 64), restarts=4, steps=150, seed=0, optimizer=optimizer, lr=0.1)
+    acc = block.accuracy(gates_task(rng, 32))
+    best = int(acc.argmax())
+    assert acc[best] == 1.0 and block.steps.tolist() == [150] * 4
     held_out = gates_task(np.random.default_rng(9), 32)
-    predicted = execute(fm.gates(), result.params[best], {}, held_out)["y"]
+    predicted = execute(fm.gates(), block.params(best), {}, held_out)["y"]
     np.testing.assert_array_equal(predicted, held_out["y"])
-    assert result.losses.shape == (4, 150) and result.eval_steps.tolist() == [50, 100, 150]
 
 
-def test_train_learns_a_network_and_the_program_around_it():
+def test_a_block_learns_a_network_and_the_program_around_it():
     # y = INC(look(img[1])): the program must pick p = 1, q = 0 and LOOK must learn which class a cell shows.
     flat = fm.netmix()
 
@@ -128,13 +136,13 @@ def test_train_learns_a_network_and_the_program_around_it():
         return {"k": rng.integers(0, 3, n), "img": img, "y": (cls[:, 1] + 1) % 4}
 
     rng = np.random.default_rng(0)
-    result = train(flat, task(rng, 128), restarts=4, steps=300, seed=1, lr=0.05, eval_every=100, optimizer="rmsprop",
-                   new_net_lr_scale=1.0, batch_size=16,
-                   val_data=task(rng, 64))
-    best = result.best_index()
-    assert result.val_accuracy[best, -1] == 1.0
+    block = trained(flat, task(rng, 128), restarts=4, steps=300, seed=1, lr=0.05, optimizer="rmsprop",
+                    new_net_lr_scale=1.0, batch_size=16)
+    acc = block.accuracy(task(rng, 64))
+    best = int(acc.argmax())
+    assert acc[best] == 1.0
     held_out = task(np.random.default_rng(5), 64)
-    predicted = execute(flat, result.params[best], result.networks[best], held_out)["y"]
+    predicted = execute(flat, block.params(best), block.networks(best), held_out)["y"]
     assert (predicted == held_out["y"]).mean() == 1.0
 
 
@@ -142,7 +150,7 @@ def test_bad_options_are_user_errors():
     with pytest.raises(NtptError, match="optimizer must be"):
         TrainConfig(optimizer="sgd")
     with pytest.raises(NtptError, match="unknown training option"):
-        train(fm.gates(), gates_task(np.random.default_rng(0), 4), restarts=1, steps=1, learning_rate=0.1)
+        config_with(learning_rate=0.1)
     block = RestartBlock(fm.gates(), gates_task(np.random.default_rng(0), 4), slots=2)
     with pytest.raises(NtptError, match="slot 2 is out of range"):
         block.reset(2, 0)

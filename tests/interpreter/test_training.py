@@ -22,7 +22,7 @@ def _one_thread(one_thread):
 
 def solved(result, data) -> int:
     """How many restarts' discrete programs are exact on ``data``."""
-    return sum(p.accuracy(data) == 1.0 for p in result.programs)
+    return sum(p.accuracy(data) == 1.0 for p in result.programs().values())
 
 
 def test_circuit_learns_a_half_adder():

@@ -43,6 +43,7 @@ class StoreDouble:
 
     def log_restarts(self, search_id, records):
         for r in records:
+            assert isinstance(r, dict), "sinks receive the records' dict form"
             assert r["index"] not in self.logged.get(search_id, {}), f"restart {r['index']} logged twice"
             self.logged.setdefault(search_id, {})[r["index"]] = r
 
@@ -55,12 +56,12 @@ def test_every_restart_is_accounted_for_with_its_scripted_outcome():
     result = run(restarts=12)
     assert sorted(result.records) == list(range(12))
     for k, r in result.records.items():
-        assert r["status"] == expected_status(k) and r["seed"] == restart_seed(7, k)
-        assert before <= r["finished_at"] <= time.time()
+        assert r.status == expected_status(k) and r.seed == restart_seed(7, k)
+        assert before <= r.finished_at <= time.time()
     assert result.counts["started"] == 12 and result.stop_reason == "done"
-    conv = [r for r in result.records.values() if r["status"] == "converged"]
+    conv = [r for r in result.records.values() if r.status == "converged"]
     assert conv and result.winner in conv
-    assert result.winner["program_val_acc"] == max(r["program_val_acc"] for r in conv)
+    assert result.winner.program_val_acc == max(r.program_val_acc for r in conv)
 
 
 def test_first_k_stops_early_and_the_store_sees_each_restart_once():
@@ -68,10 +69,12 @@ def test_first_k_stops_early_and_the_store_sees_each_restart_once():
     result = run(restarts=40, stop=StopRule(first_k=1), store=store)
     assert result.stop_reason == "first_k" and result.counts["converged"] >= 1
     assert len(result.records) < 40
-    assert store.started == [("src", None)] or store.started[0][1] is None
-    assert set(store.logged["sid-1"]) == set(result.records)
-    (sid, summary, winner), = store.ended
-    assert sid == "sid-1" and summary["winner_index"] == winner["index"] == result.winner["index"]
+    (task, sid), = store.started  # the driver mints the id and the store records the search under it
+    assert sid == result.search_id and len(sid) == 12
+    assert set(store.logged[sid]) == set(result.records)
+    (ended, summary, winner), = store.ended
+    assert isinstance(winner, dict), "sinks receive the winner's dict form"
+    assert ended == sid and summary["winner_index"] == winner["index"] == result.winner.index
 
 
 def test_resume_redoes_nothing(tmp_path):
@@ -93,7 +96,7 @@ def test_resume_redoes_nothing(tmp_path):
     assert not done_first & set(calls)
     assert sorted(second.records) == list(range(30)) and second.resumed == len(done_first)
     for k in done_first:
-        assert second.records[k]["trajectory"] == first.records[k]["trajectory"]
+        assert second.records[k].trajectory == first.records[k].trajectory
     assert sorted(Journal(path).finished_restarts(first.search_id)) == list(range(30))
 
 
@@ -101,10 +104,10 @@ def test_a_restart_that_keeps_crashing_is_failed_and_the_rest_finish():
     bad = restart_seed(7, 5)
     result = run(restarts=10, block_factory=fake_factory(crash_fn=lambda s, t: s == bad and t >= 50))
     assert sorted(result.records) == list(range(10))
-    assert result.records[5]["status"] == "failed"
-    assert "scripted block failure" in result.records[5]["error"]
+    assert result.records[5].status == "failed"
+    assert "scripted block failure" in result.records[5].error
     for k in set(range(10)) - {5}:
-        assert result.records[k]["status"] == expected_status(k)
+        assert result.records[k].status == expected_status(k)
 
 
 class DyingBackend(LocalBackend):
@@ -130,8 +133,8 @@ def test_a_dead_worker_is_replaced_and_its_restarts_rerun():
     result = run(restarts=16, backend=backend)
     assert backend.killed == [0]
     assert sorted(result.records) == list(range(16))
-    assert all(r["status"] == expected_status(k) for k, r in result.records.items())
-    assert "local-2" in {r["actor"] for r in result.records.values()}  # the replacement worked
+    assert all(r.status == expected_status(k) for k, r in result.records.items())
+    assert "local-2" in {r.actor for r in result.records.values()}  # the replacement worked
     # each restart counts as started once, however often it was handed out (the dead worker's queued ones again)
     assert result.counts["started"] == 16
 
@@ -219,7 +222,7 @@ def test_nan_restarts_are_diverged_and_counted():
     result = run(restarts=20, block_factory=fake_factory(acc_fn=nan_for_seven))
     for k, r in result.records.items():
         s = restart_seed(7, k)
-        assert r["status"] == ("diverged" if s % 7 == 0 else expected_status(k))
+        assert r.status == ("diverged" if s % 7 == 0 else expected_status(k))
     assert result.counts["diverged"] == sum(restart_seed(7, k) % 7 == 0 for k in range(20))
 
 
@@ -243,9 +246,9 @@ def test_resume_through_the_memory_library_store():
     second = run(restarts=24, store=store, search_id=first.search_id, task="fake")
     assert second.resumed == len(first.records) and sorted(second.records) == list(range(24))
     for k in first.records:
-        assert second.records[k]["trajectory"] == first.records[k]["trajectory"]
+        assert second.records[k].trajectory == first.records[k].trajectory
     assert store.get_search(first.search_id)["status"] == "finished"
-    assert second.winner["program"]["weights"].dtype.name == "float32"  # programs come back as logged
+    assert second.winner.program["weights"].dtype.name == "float32"  # programs come back as logged
 
 
 class NoWorkers:

@@ -5,6 +5,7 @@ import random
 import pytest
 from ntpt_dist.interpreter.errors import NtptError
 from ntpt_dist.search.policy import JumpPolicy, StopRule, winner
+from ntpt_dist.search.records import RestartRecord
 
 P = JumpPolicy(delta=0.3, window=4, floor=0.7, refine_evals=2, budget_steps=1000, stall_evals=None)
 
@@ -69,15 +70,12 @@ def test_refine_zero_converges_at_the_jump():
 
 
 def test_winner_prefers_accuracy_then_earlier_jump_then_lower_index():
-    recs = [
-        {"index": 0, "status": "converged", "program_val_acc": 0.9, "jump_step": 500},
-        {"index": 1, "status": "converged", "program_val_acc": 0.95, "jump_step": 900},
-        {"index": 2, "status": "converged", "program_val_acc": 0.95, "jump_step": 300},
-        {"index": 3, "status": "converged", "program_val_acc": 0.95, "jump_step": 300},
-        {"index": 4, "status": "stopped", "program_val_acc": None, "jump_step": None},
-    ]
-    assert winner(recs)["index"] == 2
-    assert winner(list(reversed(recs)))["index"] == 2
+    recs = [RestartRecord(k, 100 + k, status, program_val_acc=acc, jump_step=jump) for k, status, acc, jump in [
+        (0, "converged", 0.9, 500), (1, "converged", 0.95, 900), (2, "converged", 0.95, 300),
+        (3, "converged", 0.95, 300), (4, "stopped", None, None),
+    ]]
+    assert winner(recs).index == 2
+    assert winner(list(reversed(recs))).index == 2
     assert winner(recs[4:]) is None
     assert winner([]) is None
 

@@ -5,7 +5,7 @@ import ray
 from ntpt_dist.search.driver import search
 from ntpt_dist.search.policy import JumpPolicy
 from ntpt_dist.search.ray_backend import RayBackend, init_ray
-from ntpt_dist.search.records import restart_seed
+from ntpt_dist.search.records import WorkerReport, restart_seed
 from ntpt_dist.search.worker import ModelSpec
 
 from ..interpreter import flatmodels
@@ -38,17 +38,17 @@ def check_all(result, n, seed=3):
     assert sorted(result.records) == list(range(n))
     for k, r in result.records.items():
         want = "converged" if restart_seed(seed, k) % 3 == 0 else "stopped"
-        assert r["status"] == want, (k, r["status"], r["error"])
+        assert r.status == want, (k, r.status, r.error)
 
 
 def test_ray_search_accounts_for_every_restart_like_the_local_one(local_ray):
     result = search(("src", {}), {"x": [0]}, restarts=16, **kwargs())
     check_all(result, 16)
-    assert len({r["actor"] for r in result.records.values()}) == 2
+    assert len({r.actor for r in result.records.values()}) == 2
     local = search(("src", {}), {"x": [0]}, restarts=16, backend="local", **kwargs())
     for k in range(16):
-        assert result.records[k]["trajectory"] == local.records[k]["trajectory"]
-    assert result.winner["index"] == local.winner["index"]
+        assert result.records[k].trajectory == local.records[k].trajectory
+    assert result.winner.index == local.winner.index
 
 
 class KillingBackend(RayBackend):
@@ -62,9 +62,9 @@ class KillingBackend(RayBackend):
     def wait(self, tickets, timeout):
         out = super().wait(tickets, timeout)
         for _, outcome in out:
-            if self.killed is None and isinstance(outcome, dict) and outcome.get("running") and 0 in self._actors:
+            if self.killed is None and isinstance(outcome, WorkerReport) and outcome.running and 0 in self._actors:
                 self.killed = ray.get(self.actor(0).info.remote())
-                self.victims = ray.get(self.actor(0).run.remote([], 0.0))["in_flight"]
+                self.victims = ray.get(self.actor(0).run.remote([], 0.0)).in_flight
                 ray.kill(self.actor(0), no_restart=True)
         return out
 
@@ -77,7 +77,7 @@ def test_killing_an_actor_mid_search_loses_no_restart(local_ray):
     assert backend.killed is not None
     check_all(result, 16)
     assert backend.victims  # it held restarts when it died; another actor finished them
-    assert all(result.records[k]["actor"] != backend.killed["name"] for k in backend.victims)
+    assert all(result.records[k].actor != backend.killed["name"] for k in backend.victims)
     assert result.counts["failed"] == 0
     assert result.counts["started"] == 16  # the dead actor's restarts, handed out again, are not started twice
 
@@ -88,13 +88,13 @@ def test_ray_search_with_real_blocks_finds_the_correct_program(local_ray):
         block_factory=realmodels.gates_factory(), policy=policy, config={"lr": 0.01, "batch_size": 8},
         eval_every=10, restarts_per_actor=4), restarts=8)
     assert sorted(result.records) == list(range(8))
-    assert result.winner["program"]["params"] == realmodels.CORRECT
-    assert result.winner["program_val_acc"] == 1.0
+    assert result.winner.program["params"] == realmodels.CORRECT
+    assert result.winner.program_val_acc == 1.0
     local = search(("", {}), realmodels.gates_data(), **kwargs(
         block_factory=realmodels.gates_factory(), policy=policy, config={"lr": 0.01, "batch_size": 8},
         eval_every=10, restarts_per_actor=2, backend="local", actors=1), restarts=8)
     for k in range(8):  # same restart, other actor and block size: same trajectory
-        assert result.records[k]["trajectory"] == local.records[k]["trajectory"]
+        assert result.records[k].trajectory == local.records[k].trajectory
 
 
 def test_ray_search_of_a_compiled_source_finds_a_half_adder(local_ray):

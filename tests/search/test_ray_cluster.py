@@ -5,7 +5,7 @@ import ray
 from ntpt_dist.search.driver import search
 from ntpt_dist.search.policy import JumpPolicy
 from ntpt_dist.search.ray_backend import RayBackend
-from ntpt_dist.search.records import restart_seed
+from ntpt_dist.search.records import WorkerReport, restart_seed
 from ntpt_dist.search.worker import ModelSpec
 from ray.cluster_utils import Cluster
 
@@ -39,7 +39,7 @@ class NodeLosingBackend(RayBackend):
 
     def wait(self, tickets, timeout):
         out = super().wait(tickets, timeout)
-        if not self.removed and any(isinstance(o, dict) and o.get("running") for _, o in out):
+        if not self.removed and any(isinstance(o, WorkerReport) and o.running for _, o in out):
             infos = ray.get([self.actor(h).info.remote() for h in list(self._actors)])
             self.lost_actors = [i["name"] for i in infos if i["node_id"] == self.node.node_id]
             self.cluster.remove_node(self.node)

@@ -19,6 +19,7 @@ from ntpt_dist.interpreter.errors import NtptError
 from ntpt_dist.search.driver import search
 from ntpt_dist.search.policy import JumpPolicy
 from ntpt_dist.search.ray_backend import RayBackend, init_ray
+from ntpt_dist.search.records import WorkerReport
 
 from . import fakes, netprobe
 
@@ -53,7 +54,7 @@ class ListenerSnapshot(RayBackend):
 
     def wait(self, tickets, timeout):
         out = super().wait(tickets, timeout)
-        if any(isinstance(o, dict) and o.get("running") for _, o in out):
+        if any(isinstance(o, WorkerReport) and o.running for _, o in out):
             pids = [os.getpid(), *netprobe.descendants(os.getpid())]
             self.processes.update(netprobe.process_name(pid) for pid in pids)
             self.listeners.update(netprobe.listeners(pids))

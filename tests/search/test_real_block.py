@@ -17,10 +17,10 @@ def finish(worker):
     out = []
     for _ in range(100):
         got = worker.run(seconds=0.0)
-        out += got["records"]
-        assert not got["crashes"], got["crashes"]
-        if not got["in_flight"]:
-            return {r["index"]: r for r in out}
+        out += got.records
+        assert not got.crashes, got.crashes
+        if not got.in_flight:
+            return {r.index: r for r in out}
     raise AssertionError("worker did not finish")
 
 
@@ -34,9 +34,9 @@ def test_a_restart_is_the_same_alone_in_a_block_and_in_another_slot():
                         block_factory=gates_factory())
     crowd.assign([Assignment(k, s) for k, s in enumerate(seeds)])  # restart 4 lands in a refilled slot
     a, c = finish(alone), finish(crowd)
-    assert a[4]["trajectory"] == c[4]["trajectory"] and len(a[4]["trajectory"]) > 2
-    assert a[4]["program"] is None or a[4]["program"]["params"] == c[4]["program"]["params"]
-    trajectories = {tuple(map(tuple, r["trajectory"])) for r in c.values()}
+    assert a[4].trajectory == c[4].trajectory and len(a[4].trajectory) > 2
+    assert a[4].program is None or a[4].program["params"] == c[4].program["params"]
+    trajectories = {tuple(map(tuple, r.trajectory)) for r in c.values()}
     assert len(trajectories) > 1  # different seeds really differ
 
 
@@ -44,8 +44,8 @@ def test_local_search_finds_the_correct_program():
     result = search(("", {}), gates_data(), restarts=8, seed=0, backend="local", actors=1, restarts_per_actor=4,
                     policy=POLICY, config=CONFIG, eval_every=10, progress=False, block_factory=gates_factory())
     assert result.counts["converged"] >= 1
-    assert result.winner["program_val_acc"] == 1.0
-    assert result.winner["program"]["params"] == CORRECT
+    assert result.winner.program_val_acc == 1.0
+    assert result.winner.program["params"] == CORRECT
 
 
 def test_a_restart_without_a_jump_is_polished_into_a_program():
@@ -56,8 +56,8 @@ def test_a_restart_without_a_jump_is_polished_into_a_program():
                          policy=policy, eval_every=10, block_factory=gates_factory())
     worker.assign([Assignment(k, restart_seed(0, k)) for k in range(4)])
     records = finish(worker)
-    polished = [r for r in records.values() if r["reason"] == "polish"]
-    assert polished and all(r["status"] == "converged" and r["program_val_acc"] >= 0.9 for r in polished)
-    assert all(r["program"]["params"] == CORRECT for r in polished)
+    polished = [r for r in records.values() if r.reason == "polish"]
+    assert polished and all(r.status == "converged" and r.program_val_acc >= 0.9 for r in polished)
+    assert all(r.program["params"] == CORRECT for r in polished)
     # the others happen to start with the right argmax (the policy's "solved" rule takes them at once)
-    assert all(r["reason"] in ("polish", "jump") and r["program"]["params"] == CORRECT for r in records.values())
+    assert all(r.reason in ("polish", "jump") and r.program["params"] == CORRECT for r in records.values())
