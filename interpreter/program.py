@@ -17,6 +17,7 @@ import numpy as np
 from .calls import called_networks
 from .compiled import compile_model
 from .discrete import check_data, check_outputs, check_params, execute
+from . import listings
 from .errors import NtptError
 from .ir import Decl, FlatModel
 from .netfn import check_netstate
@@ -271,8 +272,6 @@ def listing_registry() -> dict[str, Any]:
         >>> sorted(listing_registry())
         ['listing_2x2', 'listing_math', 'listing_maze']
     """
-    from ..experiments import listings  # lazily: the paper's printers, a light module of this package
-
     return {"listing_2x2": listings.listing_2x2, "listing_math": listings.listing_math,
             "listing_maze": listings.listing_maze}
 
