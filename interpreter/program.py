@@ -14,10 +14,10 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import listings
 from .calls import called_networks
 from .compiled import compile_model
 from .discrete import check_data, check_outputs, check_params, execute
-from . import listings
 from .errors import NtptError
 from .ir import Decl, FlatModel
 from .netfn import check_netstate
