@@ -1,4 +1,4 @@
-"""Training throughput of the lowered Fig. 1 maze (T=45, image LOOK) on CPU; prints JSON.
+"""Training throughput of the lowered Fig. 1 maze (T=45, image LOOK) on a CPU or a GPU; prints JSON.
 
 Measures, in one process:
 * restart-steps per second of ``RestartBlock.step`` at R=1 and R=64 (a fixed
@@ -14,6 +14,9 @@ Measures, in one process:
 Usage::
 
     python benchmarks/interpreter_throughput.py [--restarts 1 64] [--batch 16] [--steps 7] [--threads 1]
+        [--device cuda]
+
+On CUDA every timed call ends with ``torch.cuda.synchronize()``, so the times are the GPU's work.
 
 The model comes from experiments/models/maze.py through the front end; while
 the front end is missing, from the hand-unrolled copy in tests/interpreter/flatmodels.py.
@@ -56,11 +59,22 @@ def random_data(flat, n: int, rng: np.random.Generator) -> dict:
     return data
 
 
+DEVICE = torch.device("cpu")
+
+
+def sync() -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def timed(fn, repeat: int) -> float:
     fn()  # warm-up (allocations, first-touch)
+    sync()
     start = time.perf_counter()
     for _ in range(repeat):
         fn()
+    sync()
     return (time.perf_counter() - start) / repeat
 
 
@@ -73,7 +87,7 @@ def step_rates(flat, data, restarts: list[int], batch: int, steps: int) -> list[
 
     blocks = []
     for r in restarts:
-        block = RestartBlock(flat, data, slots=r, config=TrainConfig(batch_size=batch))
+        block = RestartBlock(flat, data, slots=r, config=TrainConfig(batch_size=batch), device=DEVICE)
         for k in range(r):
             block.reset(k, restart_seed(0, k))
         block.step(1)  # warm-up (allocations, first-touch)
@@ -81,8 +95,10 @@ def step_rates(flat, data, restarts: list[int], batch: int, steps: int) -> list[
     times: list[list[float]] = [[] for _ in blocks]
     for _ in range(steps):
         for block, out in zip(blocks, times):
+            sync()
             start = time.perf_counter()
             block.step(1)
+            sync()
             out.append(time.perf_counter() - start)
     return [{"restarts": r, "seconds_per_step": statistics.median(t), "restart_steps_per_s": r / statistics.median(t),
              "seconds_per_step_all": [round(x, 4) for x in t]} for r, t in zip(restarts, times)]
@@ -93,12 +109,12 @@ def network_flops(flat, restarts: int, batch: int, repeat: int) -> dict:
     from ntpt_dist.interpreter.nets import StackedMLP
 
     fn = flat.learns["LOOK"]
-    net = StackedMLP(fn, restarts)
+    net = StackedMLP(fn, restarts, device=DEVICE)
     gen = torch.Generator().manual_seed(0)
     for r in range(restarts):
         net.init_slot(r, gen)
     rows = batch * int(np.prod(flat.tensors["img_grid"].shape))
-    x = torch.rand(restarts, rows, fn.in_features)
+    x = torch.rand(restarts, rows, fn.in_features, device=DEVICE)
     sizes = [fn.in_features, *fn.hid_sizes, fn.out_size]
     macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     # forward, weight gradients, input gradients of every layer but the first (data needs none)
@@ -113,7 +129,7 @@ def network_flops(flat, restarts: int, batch: int, repeat: int) -> dict:
     # a plain GEMM with the same FLOPs: [M, D] @ [D, H0], M chosen to match
     d, h = sizes[0], sizes[1]
     m = max(1, round(flops / (2 * d * h)))
-    a, b = torch.rand(m, d), torch.rand(d, h)
+    a, b = torch.rand(m, d, device=DEVICE), torch.rand(d, h, device=DEVICE)
     mm_s = timed(lambda: torch.matmul(a, b), repeat)
     return {"network_gflops_per_s": flops / net_s / 1e9, "matmul_gflops_per_s": 2 * m * d * h / mm_s / 1e9,
             "matmul_over_network": (2 * m * d * h / mm_s) / (flops / net_s), "network_gflop_per_step": flops / 1e9}
@@ -126,7 +142,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=7, help="timed steps per R, interleaved; the median counts")
     parser.add_argument("--instances", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     torch.set_num_threads(args.threads)
     flat, origin = load_maze()
@@ -139,7 +160,8 @@ def main() -> None:
     result = {
         "model": origin, "hypers": HYPERS, "image": list(flat.tensors["img_grid"].elem_shape),
         "hid_sizes": list(flat.learns["LOOK"].hid_sizes), "batch_size": args.batch, "threads": args.threads,
-        "device": "cpu", "low": low, "high": high,
+        "device": str(DEVICE) if DEVICE.type == "cpu" else torch.cuda.get_device_name(DEVICE),
+        "low": low, "high": high,
         "throughput_ratio": high["restart_steps_per_s"] / low["restart_steps_per_s"], "throughput_ratio_goal": 20.0,
         "throughput_ratio_bound_here": low["seconds_per_step"] / net_s_per_restart,
         "network": network, "network_ratio_goal": 2.0,
