@@ -1,5 +1,9 @@
 """The ``ntpt-dist`` command: train, search, show, library, ui, demo.
 
+``train`` and ``search`` take a model file with its data (``MODEL.py --data DATA.json``
+or ``.npz``, optionally ``--hypers HYPERS.json --hypers-name NAME``) or one of the
+paper's task names; ``show``, ``library`` and ``ui`` read any task from the store.
+
 Every command reports bad input as one ``error:`` line (with file:line:col for
 model source) and exit status 2, never a Python traceback.
 """
@@ -48,9 +52,46 @@ def _port(text: str) -> int:
     return value
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default; an option without one says what happens instead."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        if action.default == [] or isinstance(action.default, bool):
+            return text
+        return super()._get_help_string(action)
+
+
+DATA_HELP = (
+    "data file of MODEL.py: TerpreT's JSON data (a list of batches; 'train' required, 'val' and 'test' "
+    "optional, other batch names ignored) or an .npz of arrays named <batch>.<variable> (train.x, train.y, "
+    "test.x, ...; -1 marks a don't-care output). Without a 'val' batch the last 10%% (at least one) of "
+    "'train' after a shuffle with numpy.random.default_rng(0) is the validation data (default: none; "
+    "required for a model file)"
+)
+
+
+def _add_target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="MODEL.py|TASK",
+                   help="a model file (with --data), or one of the paper's tasks: ADD2x2:top|left|bottom|right, "
+                        "APPLY2x2:top|left|bottom|right, MATH, MAZE")
+    p.add_argument("--data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--hypers", metavar="HYPERS.json",
+                   help="TerpreT hypers file {name: {hyper: value}} for MODEL.py (default: none)")
+    p.add_argument("--hypers-name", metavar="NAME",
+                   help="the hypers file's entry to compile with (default: its only entry, else the one the "
+                        "'train' batch names)")
+    p.add_argument("--task", help="the task's name in the store (default: the model file's stem, or TASK)")
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="folder with MNIST/, operators/, gtsrb/ (default: $NTPT_DATA_DIR, else download)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-size", type=at_least(1),
+                   help="paper tasks: distinct training instances (paper: 1k or 4k) (default: 4000)")
+    p.add_argument("--data-dir", help="paper tasks: folder with MNIST/, operators/, gtsrb/ "
+                                      "(default: $NTPT_DATA_DIR, else download)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the restarts (and of a paper task's data)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
 
 
@@ -68,7 +109,8 @@ def option_type(text: str) -> tuple[str, object]:
 
 def _add_option_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--option", type=option_type, action="append", default=[], metavar="KEY=VALUE",
-                   help="training option (a TrainConfig field, e.g. init_scale=3.0); overrides the task's recipe")
+                   help="training option, repeatable (a TrainConfig field, e.g. init_scale=3.0; eval_every sets "
+                        "the steps between validation evaluations); overrides the task's recipe (default: none)")
 
 
 def _add_store_arg(p: argparse.ArgumentParser) -> None:
@@ -76,54 +118,62 @@ def _add_store_arg(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ntpt-dist", description=__doc__.splitlines()[0])
+    from ntpt_dist import __version__
+
+    parser = _Parser(prog="ntpt-dist", description=__doc__.splitlines()[0], formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=f"ntpt-dist {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train one task in one process (vectorised restarts)")
-    p.add_argument("task", help="ADD2x2:top|left|bottom|right, APPLY2x2:..., MATH, MAZE")
-    p.add_argument("--restarts", type=at_least(1), default=16)
-    p.add_argument("--steps", type=at_least(1), default=2000)
-    p.add_argument("--library", help="store URI/folder whose champion networks to start from")
-    p.add_argument("--lr", type=at_least(0, float))
-    p.add_argument("--batch-size", type=at_least(1))
-    p.add_argument("--train-size", type=at_least(1), default=4000, help="distinct training instances (paper: 1k or 4k)")
+    def add(name: str, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, formatter_class=_Formatter, **kw)
+
+    p = add("train", help="train a model file or a paper task in one process (vectorised restarts)")
+    _add_target_args(p)
+    p.add_argument("--restarts", type=at_least(1), default=16, help="random restarts, trained together")
+    p.add_argument("--steps", type=at_least(1), default=2000, help="training steps of every restart")
+    p.add_argument("--library", help="store URI/folder whose champion networks to start from (default: none)")
+    p.add_argument("--lr", type=at_least(0, float), help="learning rate (default: the recipe's, else TrainConfig's)")
+    p.add_argument("--batch-size", type=at_least(1),
+                   help="instances per step (default: the recipe's, else TrainConfig's)")
     _add_option_arg(p)
     _add_data_args(p)
 
-    p = sub.add_parser("search", help="distributed restart search on Ray; results go to the store")
-    p.add_argument("task")
-    p.add_argument("--restarts", type=at_least(1), default=100)
+    p = add("search", help="distributed restart search; the winner is merged into the store")
+    _add_target_args(p)
+    p.add_argument("--restarts", type=at_least(1), default=100, help="restart budget")
     p.add_argument("--steps", type=at_least(1), default=3000, help="step budget of one restart")
+    p.add_argument("--backend", choices=("ray", "local"), default="ray",
+                   help="ray: actors on a Ray cluster; local: in this process, no Ray")
     p.add_argument("--address", help="Ray cluster: 'auto' or ray://host:port (default: a local Ray)")
-    p.add_argument("--actors", type=at_least(1))
-    p.add_argument("--restarts-per-actor", type=at_least(1), default=8)
-    p.add_argument("--gpus-per-actor", type=at_least(0, float), default=0.0)
-    p.add_argument("--cpus-per-actor", type=at_least(1), default=1)
-    p.add_argument("--search-id", help="resume this search (finished restarts are not redone)")
-    p.add_argument("--first-k", type=at_least(1), help="stop once this many restarts converged")
-    p.add_argument("--train-size", type=at_least(1), default=4000)
+    p.add_argument("--actors", type=at_least(1), help="workers (default: as many as the cluster's CPUs/GPUs allow)")
+    p.add_argument("--restarts-per-actor", type=at_least(1), default=8, help="restarts a worker trains at once")
+    p.add_argument("--gpus-per-actor", type=at_least(0, float), default=0.0, help="GPUs of each Ray worker")
+    p.add_argument("--cpus-per-actor", type=at_least(1), default=1, help="CPUs (torch threads) of each Ray worker")
+    p.add_argument("--search-id", help="resume this search: finished restarts are not redone (default: a new one)")
+    p.add_argument("--first-k", type=at_least(1), help="stop once this many restarts converged (default: run all)")
     _add_option_arg(p)
     _add_store_arg(p)
     _add_data_args(p)
 
-    p = sub.add_parser("show", help="the best program of a task and its numbers")
-    p.add_argument("task")
+    p = add("show", help="the champion program of a task and its numbers")
+    p.add_argument("task", help="a task name in the store (a model file's stem, or a paper task)")
     _add_store_arg(p)
 
-    p = sub.add_parser("library", help="library versions, lineage and merge decisions")
+    p = add("library", help="library versions, lineage and merge decisions")
     _add_store_arg(p)
 
-    p = sub.add_parser("ui", help="start the MLflow UI for the store on 127.0.0.1")
-    p.add_argument("--port", type=_port, default=5000)
+    p = add("ui", help="start the MLflow UI for the store on 127.0.0.1")
+    p.add_argument("--port", type=_port, default=5000, help="port of the UI")
     _add_store_arg(p)
 
-    p = sub.add_parser("lifelong", help="the lifelong-learning experiment of section 6.1 (NTPT and baselines)",
-                       add_help=False)
+    p = add("lifelong", help="the lifelong-learning experiment of section 6.1 (NTPT and baselines)", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER, help="options of the experiment (--help lists them)")
 
-    p = sub.add_parser("demo", help="the main job end to end on embedded defaults (a few minutes on 2 CPUs)")
+    p = add("demo", help="the main job end to end on embedded defaults (a few minutes on 2 CPUs)")
     _add_store_arg(p)
-    _add_data_args(p)
+    p.add_argument("--data-dir", help="folder with MNIST/ (default: $NTPT_DATA_DIR, else download)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the restarts and the data")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     return parser
 
 

@@ -1,11 +1,19 @@
-"""Implementations of the ``ntpt-dist`` subcommands (argument parsing is in cli.py)."""
+"""Implementations of the ``ntpt-dist`` subcommands (argument parsing is in cli.py).
+
+A model file and a paper task run the same pipeline (``ntpt_dist.pipeline``);
+a paper task name reaches ``ntpt_dist.experiments`` only through
+``ntpt_dist.paper_tasks`` (and ``lifelong``, the experiment itself).
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
 from argparse import Namespace
+
+from ntpt_dist.interpreter.errors import NtptError
 
 
 def _print(*lines: str) -> None:
@@ -18,44 +26,99 @@ def _open_store(uri):
     return LibraryStore(uri)
 
 
-def cmd_train(args: Namespace) -> int:
-    from ntpt_dist.experiments.runner import train_task
-    from ntpt_dist.interpreter.engine import config_with
+def _open_existing_store(uri):
+    """Open a store a read-only command reads: a local store that does not exist is an error, never created."""
+    import os
 
-    library = _open_store(args.library).load_library() if args.library else None
+    from ntpt_dist.library_store.api import MEMORY, default_uri
+
+    resolved = uri or os.environ.get("NTPT_STORE_URI") or default_uri()
+    if resolved != MEMORY and "://" not in resolved:
+        path = os.path.join(os.path.abspath(resolved), "mlflow.db")
+    elif resolved.startswith("sqlite:///"):
+        path = resolved[len("sqlite:///"):]
+    else:
+        path = None  # a tracking server or database: it answers for itself
+    if path is not None and not os.path.isfile(path):
+        raise NtptError(f"no store at {uri or resolved!r} (no {path}); fix: pass --store with the folder or URI "
+                        "a search wrote to")
+    return _open_store(uri)
+
+
+def _is_model_file(target: str) -> bool:
+    return target.endswith(".py") or os.path.isfile(target)
+
+
+def _model_file_task(args: Namespace):
+    """The Task of ``MODEL.py --data DATA``, or None for a paper task (whose arguments are checked here)."""
+    from ntpt_dist import paper_tasks
+    from ntpt_dist.pipeline import model_file_task
+
+    target = args.target
+    if _is_model_file(target):
+        paper_tasks.check_paper_only(target, **{"--data-dir": args.data_dir, "--train-size": args.train_size})
+        if not args.data:
+            raise NtptError(f"{args.command} {target} needs its data; fix: pass --data DATA.json (TerpreT's data "
+                            "format) or DATA.npz")
+        return model_file_task(target, args.data, args.hypers, args.hypers_name, args.task)
+    if not paper_tasks.is_paper_task(target):
+        raise NtptError(f"{target!r} is neither a model file nor one of the paper's tasks (ADD2x2:<pos>, "
+                        "APPLY2x2:<pos>, MATH, MAZE); fix: pass MODEL.py --data DATA, or a task name")
+    for option, value in (("--data", args.data), ("--hypers", args.hypers), ("--hypers-name", args.hypers_name)):
+        if value is not None:
+            raise NtptError(f"{option} is for a model file, but {target!r} is a paper task that makes its own "
+                            "data; fix: drop it (--train-size and --data-dir set a paper task's data)")
+    return None
+
+
+def _paper_task(args: Namespace, library, sizes: dict):
+    """The Task of a paper task name (its model depends on ``library``: ADD2x2 starts with net_0 only)."""
+    from ntpt_dist import paper_tasks
+
+    if args.train_size is not None:
+        sizes = {**sizes, "train": args.train_size}
+    task = paper_tasks.paper_task(args.target, library, seed=args.seed, sizes=sizes, data_dir=args.data_dir)
+    if args.task:
+        task.name = args.task
+    return task
+
+
+def cmd_train(args: Namespace) -> int:
+    from ntpt_dist import paper_tasks
+    from ntpt_dist.interpreter.train_config import config_with
+    from ntpt_dist.pipeline import train_task
+
     overrides = {k: v for k, v in {"lr": args.lr, "batch_size": args.batch_size}.items() if v is not None}
     overrides.update(args.option)
     config_with(**overrides)  # a misspelt option fails before any data is read
-    outcome = train_task(
-        args.task, restarts=args.restarts, steps=args.steps, seed=args.seed, library=library,
-        data_dir=args.data_dir, device=args.device, sizes={"train": args.train_size}, **overrides,
-    )
-    _print(
-        f"best program for {args.task} ({args.restarts} restarts x {args.steps} steps, {outcome.wall_s:.0f} s):",
-        "",
-        outcome.program.listing(),
-        "",
-        f"validation accuracy {outcome.validation_accuracy:.4f}   test accuracy {outcome.test_accuracy:.4f}",
-    )
-    for digits, acc in outcome.extra.get("accuracy_by_digits", {}).items():
-        _print(f"  MATH with {digits:2d} digits: {acc:.4f}")
+    user_task = _model_file_task(args)  # bad model, data or arguments fail before the library is read
+    library = _open_existing_store(args.library).load_library() if args.library else None
+    task = user_task or _paper_task(args, library, paper_tasks.TRAIN_SIZES)
+    report = train_task(task, restarts=args.restarts, steps=args.steps, seed=args.seed, library=library,
+                        device=args.device, options=overrides)
+    _print(report.text())
     return 0
 
 
 def cmd_search(args: Namespace) -> int:
-    from ntpt_dist.experiments.pipeline import search_and_merge
+    from ntpt_dist import paper_tasks
+    from ntpt_dist.interpreter.train_config import config_with
+    from ntpt_dist.pipeline import search_and_merge
 
+    config_with(**dict(args.option))
     if args.address:  # before the data is read: a dead cluster is known in seconds
         from ntpt_dist.search.ray_backend import check_reachable
 
         check_reachable(args.address)
+    user_task = _model_file_task(args)  # bad model, data or arguments fail before the store is opened
     store = _open_store(args.store)
+    library = store.load_library() or None
+    task = user_task or _paper_task(args, library, paper_tasks.SEARCH_SIZES)
     report = search_and_merge(
-        args.task, store=store, restarts=args.restarts, steps=args.steps, seed=args.seed,
+        task, store, restarts=args.restarts, steps=args.steps, seed=args.seed, library=library,
         address=args.address, actors=args.actors, restarts_per_actor=args.restarts_per_actor,
-        gpus_per_actor=args.gpus_per_actor, cpus_per_actor=args.cpus_per_actor,
-        search_id=args.search_id, first_k=args.first_k, data_dir=args.data_dir, device=args.device,
-        sizes={"train": args.train_size}, config=dict(args.option),
+        gpus_per_actor=args.gpus_per_actor, cpus_per_actor=args.cpus_per_actor, backend=args.backend,
+        search_id=args.search_id, first_k=args.first_k, device=args.device, options=dict(args.option),
     )
     _print(report.text())
     return 0
@@ -64,7 +127,7 @@ def cmd_search(args: Namespace) -> int:
 def cmd_show(args: Namespace) -> int:
     from ntpt_dist.library_store.api import best_program
 
-    store = _open_store(args.store)
+    store = _open_existing_store(args.store)
     program = best_program(args.task, store=store)
     _print(
         f"{args.task}: champion program (library {program.library_version})",
@@ -77,12 +140,14 @@ def cmd_show(args: Namespace) -> int:
 
 
 def cmd_library(args: Namespace) -> int:
-    store = _open_store(args.store)
+    store = _open_existing_store(args.store)
     champions = store.champion_versions()
-    if not champions:
-        _print(f"the library in {store.uri} is empty: run `ntpt-dist search TASK` first")
+    tasks = store.tasks()
+    if not champions and not tasks:
+        _print(f"the store {store.uri} holds no task yet: run `ntpt-dist search MODEL.py --data DATA` "
+               "(or a paper task) first")
         return 0
-    _print(f"library in {store.uri}:")
+    _print(f"library in {store.uri}:" if champions else f"no networks in the library in {store.uri}")
     for name in sorted(champions):
         for version in store.net_versions(name):
             v = store.get_net_version(name, version)
@@ -91,6 +156,16 @@ def cmd_library(args: Namespace) -> int:
                 f" {mark} {name} v{version}  task={v.task}  search={v.search_id}  parent={v.parent}  "
                 + " ".join(f"{k}={val}" for k, val in sorted(v.tags.items()))
             )
+    if tasks:
+        _print("", "tasks (champion program):")
+        for task in tasks:
+            version = store.program_champion(task)
+            if version is None:
+                _print(f"  {task}: no program yet")
+                continue
+            record = store.get_program(task, version)
+            test = "" if record.test_acc is None else f"  test {record.test_acc:.4f}"
+            _print(f"  {task} v{version}: validation {record.val_acc:.4f}{test}  library {record.library_version}")
     merges = store.merges()
     if merges:
         _print("", "merge decisions:")
@@ -110,7 +185,7 @@ def _raise_terminated(signum, frame) -> None:
 def cmd_ui(args: Namespace) -> int:
     from ntpt_dist.library_store.api import serve_ui
 
-    store = _open_store(args.store)
+    store = _open_existing_store(args.store)
     proc, url = serve_ui(store, port=args.port)
     _print(f"MLflow UI for {store.uri} at {url}  (Ctrl-C stops it)")
     # Without a handler SIGTERM ends this process at once, and the server, in a session of its
@@ -129,13 +204,13 @@ def cmd_ui(args: Namespace) -> int:
 
 
 def cmd_lifelong(args: Namespace) -> int:
-    from ntpt_dist.experiments.lifelong import main
+    from ntpt_dist.paper_tasks import lifelong
 
-    return main(args.args)
+    return lifelong(args.args)
 
 
 def cmd_demo(args: Namespace) -> int:
-    from ntpt_dist.experiments.pipeline import demo
+    from ntpt_dist.paper_tasks import demo
 
     demo(store_uri=args.store, data_dir=args.data_dir, seed=args.seed, device=args.device, out=sys.stdout)
     return 0
