@@ -40,7 +40,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .errors import DataError
-from .terpret_data import _hypers, _load_json, load_terpret_data
+from .terpret_data import load_terpret_data, parse_hypers, read_json
 
 __all__ = ["DataSplits", "load_data_file", "load_hypers", "split_off_val", "VAL_FRACTION"]
 
@@ -89,7 +89,7 @@ def load_hypers(path: Optional[PathLike], name: Optional[str] = None,
         if name is not None:
             raise DataError(f"--hypers-name {name!r} needs a hypers file; fix: pass --hypers HYPERS.json")
         return {}, None
-    entries = _hypers(_load_json(Path(path), "hypers"))
+    entries = parse_hypers(read_json(Path(path), "hypers"))
     if name is None:
         if len(entries) == 1:
             name = next(iter(entries))

@@ -70,8 +70,8 @@ def load_terpret_data(data_json: JsonLike, hypers_json: Optional[JsonLike] = Non
         >>> batches["train"].data["x"].shape, batches["train"].data["y"].tolist(), batches["train"].hypers
         ((2, 2), [-1, 1], {'tapeLength': 2})
     """
-    batches = _load_json(data_json, "data")
-    hypers = None if hypers_json is None else _hypers(_load_json(hypers_json, "hypers"))
+    batches = read_json(data_json, "data")
+    hypers = None if hypers_json is None else parse_hypers(read_json(hypers_json, "hypers"))
     if not isinstance(batches, list):
         raise DataError(f"a TerpreT data file is a JSON list of batches, but got a {type(batches).__name__}; "
                         'write [{"batch_name": ..., "hypers": ..., "instances": [...]}, ...]')
@@ -85,8 +85,12 @@ def load_terpret_data(data_json: JsonLike, hypers_json: Optional[JsonLike] = Non
     return out
 
 
-def _load_json(source: JsonLike, what: str) -> Any:
-    """Parsed JSON from a path, a JSON string, or an already-parsed object."""
+def read_json(source: JsonLike, what: str) -> Any:
+    """Parsed JSON from a path, a JSON string, or an already-parsed object; ``what`` names it in errors.
+
+    Raises:
+        DataError: an unreadable file or invalid JSON, with the line and column.
+    """
     if isinstance(source, (list, dict)):
         return source
     text = str(source)
@@ -104,7 +108,8 @@ def _load_json(source: JsonLike, what: str) -> Any:
         raise DataError(f"{origin} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
 
 
-def _hypers(doc: Any) -> dict[str, dict[str, int]]:
+def parse_hypers(doc: Any) -> dict[str, dict[str, int]]:
+    """A parsed TerpreT hypers file, checked: ``{name: {hyper: int}}``; else a DataError naming the entry."""
     if not isinstance(doc, Mapping):
         raise DataError(f"a TerpreT hypers file is a JSON object {{name: {{hyper: value}}}}, but got a "
                         f"{type(doc).__name__}")
