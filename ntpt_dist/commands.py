@@ -106,6 +106,9 @@ def cmd_search(args: Namespace) -> int:
     from ntpt_dist.pipeline import search_and_merge
 
     config_with(**dict(args.option))
+    if args.backend == "local" and (args.address or args.gpus_per_actor):
+        raise NtptError("--address and --gpus-per-actor are for Ray workers, but --backend local trains in this "
+                        "process; fix: drop them, or use --backend ray")
     if args.address:  # before the data is read: a dead cluster is known in seconds
         from ntpt_dist.search.ray_backend import check_reachable
 

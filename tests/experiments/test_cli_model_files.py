@@ -24,6 +24,7 @@ HYPERS = str(FIXTURES / "mod_op_hypers.json")
     (["search", "MATH", "--hypers", HYPERS], "--hypers is for a model file"),
     (["train", "SORT", "--data", DATA], "'SORT' is neither a model file nor one of the paper's tasks"),
     (["train", "nowhere/model.py", "--data", DATA], "cannot read model file"),
+    (["search", MODEL, "--data", DATA, "--backend", "local", "--address", "auto"], "--backend local trains in this"),
 ])
 def test_bad_model_file_input_is_one_error_line(capsys, tmp_path, argv, says):
     assert main(argv + (["--store", str(tmp_path)] if argv[0] == "search" else [])) == 2
