@@ -67,6 +67,9 @@ def stop_processes_naming(text: str, timeout_s: float = 20.0) -> list[int]:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    deadline = time.monotonic() + 10  # a killed process takes a moment to go
+    while any(netprobe.running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
     return [pid for pid in pids if netprobe.running(pid)]
 
 
