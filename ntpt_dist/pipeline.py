@@ -31,6 +31,9 @@ from ntpt_dist.config import default_device
 from ntpt_dist.interpreter.data_files import load_data_file
 from ntpt_dist.interpreter.model import compile_file
 from ntpt_dist.interpreter.train_config import config_with
+from ntpt_dist.interpreter.tune import tune_networks
+from ntpt_dist.search import driver
+from ntpt_dist.search.policy import JumpPolicy, StopRule
 from ntpt_dist.search.progress import count_line
 from ntpt_dist.search.publish import check_publishable, publish, winner_field
 
@@ -197,10 +200,6 @@ def search_and_merge(
     Returns:
         a :class:`SearchReport`.
     """
-    from ntpt_dist.interpreter.tune import tune_networks
-    from ntpt_dist.search import driver
-    from ntpt_dist.search.policy import JumpPolicy, StopRule
-
     started = time.perf_counter()
     library = library if library is not None else (store.load_library() or None)
     config = _config(task, options)
