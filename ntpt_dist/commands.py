@@ -27,22 +27,10 @@ def _open_store(uri):
 
 
 def _open_existing_store(uri):
-    """Open a store a read-only command reads: a local store that does not exist is an error, never created."""
-    import os
+    """Open a store a read-only command reads: one that does not exist is an error, never created."""
+    from ntpt_dist.library_store.api import LibraryStore
 
-    from ntpt_dist.library_store.api import MEMORY, default_uri
-
-    resolved = uri or os.environ.get("NTPT_STORE_URI") or default_uri()
-    if resolved != MEMORY and "://" not in resolved:
-        path = os.path.join(os.path.abspath(resolved), "mlflow.db")
-    elif resolved.startswith("sqlite:///"):
-        path = resolved[len("sqlite:///"):]
-    else:
-        path = None  # a tracking server or database: it answers for itself
-    if path is not None and not os.path.isfile(path):
-        raise NtptError(f"no store at {uri or resolved!r} (no {path}); fix: pass --store with the folder or URI "
-                        "a search wrote to")
-    return _open_store(uri)
+    return LibraryStore(uri, create=False)
 
 
 def _is_model_file(target: str) -> bool:

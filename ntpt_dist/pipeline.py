@@ -191,8 +191,8 @@ def search_and_merge(
         refine_evals: evaluations a restart keeps training after its jump (its networks improve).
         tune_steps: when the search held the library fixed (``freeze_library``), steps of
             :func:`~ntpt_dist.interpreter.tune.tune_networks` on the winner before the merge.
-        options: TrainConfig options; they override the task's recipe. ``eval_every`` is
-            the search's steps between validation evaluations.
+        options: TrainConfig options; they override the task's recipe (``eval_every``: the
+            search's steps between validation evaluations).
         library: the networks to start from (default: ``store.load_library()``).
         search_kwargs: passed to ``ntpt_dist.search`` (``address``, ``actors``, ``backend``,
             ``restarts_per_actor``, ``gpus_per_actor``, ``cpus_per_actor``, ...).
@@ -203,8 +203,6 @@ def search_and_merge(
     started = time.perf_counter()
     library = library if library is not None else (store.load_library() or None)
     config = _config(task, options)
-    if "eval_every" in config:  # the search evaluates on its own schedule: the option sets it
-        search_kwargs["eval_every"] = config["eval_every"]
     data = task.data
     check_publishable(store, task.name, data["val"])  # before any restart runs
     result = driver.search(
