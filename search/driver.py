@@ -16,6 +16,7 @@ journal) skips every finished restart.
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import time
 from collections import deque
@@ -379,10 +380,10 @@ def _eval_every(eval_every: Optional[int], config: Any) -> int:
     checked = train_config(config)
     if eval_every is None:
         return checked.eval_every
-    default = TrainConfig.__dataclass_fields__["eval_every"].default
-    explicit = config["eval_every"] if isinstance(config, Mapping) and "eval_every" in config else None
-    if (explicit is not None and explicit != eval_every) or checked.eval_every not in (default, eval_every):
-        raise NtptError(f"eval_every={eval_every!r} contradicts the config's eval_every={config.eval_every!r}; "
+    explicit = isinstance(config, Mapping) and "eval_every" in config
+    found = checked.eval_every
+    if found != eval_every and (explicit or found != TrainConfig.__dataclass_fields__["eval_every"].default):
+        raise NtptError(f"eval_every={eval_every!r} contradicts the config's eval_every={found!r}; "
                         "fix: pass it once (the search argument or the config field)")
     return eval_every
 
@@ -390,7 +391,7 @@ def _eval_every(eval_every: Optional[int], config: Any) -> int:
 def _check_args(restarts: int, slots: int, actors: Optional[int], eval_every: int, seed: int) -> None:
     checks = (("restarts", restarts, 0), ("restarts_per_actor", slots, 1), ("eval_every", eval_every, 1), ("seed", seed, 0))
     for name, value, low in checks:
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
             raise NtptError(f"{name} must be an integer >= {low}, but got {name}={value!r}")
     if actors is not None and (not isinstance(actors, int) or actors < 1):
         raise NtptError(f"actors must be None (as many as fit) or an integer >= 1, but got actors={actors!r}")
