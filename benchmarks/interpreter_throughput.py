@@ -9,7 +9,12 @@ Measures, in one process:
   size, measured in the same run (goal: within 2x);
 * ``throughput_ratio_bound_here``: the highest ratio this machine allows, R=1's
   step time over one restart's network FLOPs at the plain-matmul rate (an
-  R=64 step can be no faster than its 64 networks).
+  R=64 step can be no faster than its 64 networks);
+* ``limit_share``: R=64's network FLOPs at the plain-matmul rate over its step time
+  (goal >= 0.8), and ``low_over_its_network``: R=1's step time over its own network
+  arithmetic at that rate (goal <= 3);
+* ``fused_adam_speedup_of_the_step``: the R=64 step with Adam updated elementwise over
+  the same step with the fused kernel, interleaved in the same run.
 
 Usage::
 
@@ -81,15 +86,19 @@ def timed(fn, repeat: int) -> float:
 def step_rates(flat, data, restarts: list[int], batch: int, steps: int) -> list[dict]:
     """Seconds per ``RestartBlock.step`` for each R, steps interleaved across the blocks, medians.
 
-    Interleaved because this machine's CPU speed drifts by up to 3x for seconds at a time.
+    Interleaved because this machine's CPU speed drifts by up to 3x for seconds at a time. The
+    last entry is the largest R again with Adam updated elementwise instead of fused (the
+    optimiser's share of the step, measured side by side).
     """
     from ntpt_dist.interpreter.engine import RestartBlock, TrainConfig, restart_seed
 
     blocks = []
-    for r in restarts:
+    for r in [*restarts, restarts[-1]]:
         block = RestartBlock(flat, data, slots=r, config=TrainConfig(batch_size=batch), device=DEVICE)
         for k in range(r):
             block.reset(k, restart_seed(0, k))
+        if len(blocks) == len(restarts):
+            block.optimizer.use_elementwise()
         block.step(1)  # warm-up (allocations, first-touch)
         blocks.append(block)
     times: list[list[float]] = [[] for _ in blocks]
@@ -101,7 +110,7 @@ def step_rates(flat, data, restarts: list[int], batch: int, steps: int) -> list[
             sync()
             out.append(time.perf_counter() - start)
     return [{"restarts": r, "seconds_per_step": statistics.median(t), "restart_steps_per_s": r / statistics.median(t),
-             "seconds_per_step_all": [round(x, 4) for x in t]} for r, t in zip(restarts, times)]
+             "seconds_per_step_all": [round(x, 4) for x in t]} for r, t in zip([*restarts, restarts[-1]], times)]
 
 
 def network_flops(flat, restarts: int, batch: int, repeat: int) -> dict:
@@ -152,7 +161,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     flat, origin = load_maze()
     data = random_data(flat, args.instances, np.random.default_rng(0))
-    low, high = step_rates(flat, data, args.restarts, args.batch, args.steps)
+    low, high, elementwise = step_rates(flat, data, args.restarts, args.batch, args.steps)
     network = network_flops(flat, args.restarts[1], args.batch, args.steps)
     # However fast the interpreter part, R=64 cannot step faster than its network FLOPs at the
     # plain-matmul rate, so on this machine the ratio is at most R=1's step time over that.
@@ -165,6 +174,12 @@ def main() -> None:
         "throughput_ratio": high["restart_steps_per_s"] / low["restart_steps_per_s"], "throughput_ratio_goal": 20.0,
         "throughput_ratio_bound_here": low["seconds_per_step"] / net_s_per_restart,
         "network": network, "network_ratio_goal": 2.0,
+        # the share of the FLOP limit: the block's network FLOPs at the plain-matmul rate over its step time
+        "limit_share": net_s_per_restart * args.restarts[1] / high["seconds_per_step"], "limit_share_goal": 0.8,
+        "low_over_its_network": low["seconds_per_step"] / (net_s_per_restart * args.restarts[0]),
+        "low_over_its_network_goal": 3.0,
+        "high_with_elementwise_adam": elementwise,
+        "fused_adam_speedup_of_the_step": elementwise["seconds_per_step"] / high["seconds_per_step"],
     }
     print(json.dumps(result, indent=2))
 
