@@ -18,6 +18,8 @@ from typing import Any, Optional
 
 from ntpt_dist.interpreter.errors import NtptError
 
+from ntpt_dist.config import default_device
+
 from . import registry
 
 # Sizes of the paper's regimes (section 6.1): distinct training grids, held-out test grids.
@@ -77,8 +79,6 @@ def train_task(
     Returns:
         a :class:`TaskOutcome` with the best program and its test accuracy.
     """
-    from ntpt_dist.config import default_device
-
     started = time.perf_counter()
     name = registry.model_for_task(task, library)
     model = registry.load_model(name)

@@ -13,12 +13,12 @@ ray or mlflow until one of them is used.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
-# Nothing may phone home: set before Ray or MLflow are imported; users can override.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+from .config import set_telemetry_defaults
+
+# Nothing may phone home: set before Ray or MLflow are imported; users can override (ntpt_dist/config.py).
+set_telemetry_defaults()
 
 
 def _recheck_mlflow_telemetry() -> None:
