@@ -1,0 +1,51 @@
+"""ntpt_dist/config.py: every variable declared once, with its default; the packages read them there."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from ntpt_dist import config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_a_variable_is_its_default_until_set(monkeypatch):
+    monkeypatch.delenv("NTPT_STORE_DIR", raising=False)
+    assert config.NTPT_STORE_DIR.get() == Path("ntpt-store") and not config.NTPT_STORE_DIR.is_set()
+    monkeypatch.setenv("NTPT_STORE_DIR", "~/stores/a")
+    assert config.NTPT_STORE_DIR.get() == Path.home() / "stores" / "a"
+    monkeypatch.setenv("NTPT_STORE_DIR", "")  # empty counts as unset
+    assert config.NTPT_STORE_DIR.get() == Path("ntpt-store")
+
+
+def test_the_cache_folder_follows_ntpt_cache_dir_then_xdg(monkeypatch, tmp_path):
+    monkeypatch.delenv("NTPT_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert config.cache_dir() == tmp_path / "ntpt-dist"
+    monkeypatch.setenv("NTPT_CACHE_DIR", str(tmp_path / "mine"))
+    assert config.cache_dir() == tmp_path / "mine"
+
+
+def test_telemetry_defaults_never_override_the_user(monkeypatch):
+    monkeypatch.delenv("RAY_USAGE_STATS_ENABLED", raising=False)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "false")
+    config.set_telemetry_defaults()
+    assert config.telemetry_settings() == {"MLFLOW_DISABLE_TELEMETRY": "false", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def test_every_variable_is_documented_once():
+    names = [v.name for v in config.ALL]
+    assert len(names) == len(set(names)) and all(v.doc for v in config.ALL)
+
+
+def test_the_interpreter_and_the_search_read_no_environment_variable_themselves():
+    """Only ntpt_dist/config.py reads the environment for them (search/ray_backend.py also sets what Ray's
+    processes inherit, so it is left out)."""
+    files = sorted((REPO / "interpreter").glob("*.py")) + sorted((REPO / "search").glob("*.py"))
+    for path in files:
+        if path.name == "ray_backend.py":
+            continue
+        tree = ast.parse(path.read_text())
+        reads = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in ("environ", "getenv")]
+        assert not reads, f"{path.relative_to(REPO)}:{reads[0]} reads the environment; declare it in ntpt_dist/config.py"
