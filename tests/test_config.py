@@ -39,13 +39,34 @@ def test_every_variable_is_documented_once():
     assert len(names) == len(set(names)) and all(v.doc for v in config.ALL)
 
 
+def _environ(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "environ"
+
+
+def variable_reads(tree: ast.AST) -> list[int]:
+    """Lines that read one environment variable: ``os.environ.get(...)``, ``os.environ[...]``, ``os.getenv(...)``
+    (copying the whole environment for a child process is not a read of a setting)."""
+    lines = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute):
+            if (n.func.attr == "get" and _environ(n.func.value)) or n.func.attr == "getenv":
+                lines.append(n.lineno)
+        elif isinstance(n, ast.Subscript) and _environ(n.value) and isinstance(n.ctx, ast.Load):
+            lines.append(n.lineno)
+    return lines
+
+
+def test_the_checker_finds_reads():
+    code = "import os\na = os.environ.get('X')\nb = os.environ['Y']\nc = os.getenv('Z')\nd = dict(os.environ)\n"
+    assert variable_reads(ast.parse(code)) == [2, 3, 4]
+
+
 def test_the_interpreter_and_the_search_read_no_environment_variable_themselves():
-    """Only ntpt_dist/config.py reads the environment for them (search/ray_backend.py also sets what Ray's
-    processes inherit, so it is left out)."""
+    """Only ntpt_dist/config.py reads settings from the environment for them (search/ray_backend.py also
+    sets what Ray's processes inherit, so it is left out)."""
     files = sorted((REPO / "interpreter").glob("*.py")) + sorted((REPO / "search").glob("*.py"))
     for path in files:
         if path.name == "ray_backend.py":
             continue
-        tree = ast.parse(path.read_text())
-        reads = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in ("environ", "getenv")]
+        reads = variable_reads(ast.parse(path.read_text()))
         assert not reads, f"{path.relative_to(REPO)}:{reads[0]} reads the environment; declare it in ntpt_dist/config.py"
