@@ -1,61 +1,55 @@
-"""The per-slot optimiser: fused Adam is the elementwise Adam, slot by slot, frozen slots untouched."""
+"""SlotOptimizer on its own: each slot is updated alone; a slot that is not updated keeps weights and moments."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from ntpt_dist.interpreter.batch import RandomShift
+from ntpt_dist.interpreter.engine import RestartBlock, train_transforms
 from ntpt_dist.interpreter.optim import SlotOptimizer
 from ntpt_dist.interpreter.train_config import TrainConfig
 
-SHAPES = [(6, 40, 8), (6, 8), (6, 3, 5)]  # slots along axis 0, as the block's networks and Params are
+
+def stepped(optimizer: str, live: list[bool], loss: list[float], steps: int = 3):
+    torch.manual_seed(0)
+    w = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)  # slots along axis 0
+    start = w.detach().clone()
+    opt = SlotOptimizer([("param:w", w, 0)], [0.1], TrainConfig(optimizer=optimizer), slots=3, dtype=torch.float64)
+    oks = []
+    for t in range(steps):
+        opt.zero_grad()
+        (w ** 2).sum().backward()
+        oks.append(opt.step(np.array(live), torch.tensor(loss, dtype=torch.float64), np.full(3, t), [None] * 3))
+    return start, w.detach(), opt, oks
 
 
-def _block(seed: int, fused: bool, config: TrainConfig):
-    gen = torch.Generator().manual_seed(seed)
-    tensors = [(f"{'param' if i == 2 else 'net'}:t{i}", torch.randn(*s, generator=gen).requires_grad_(), 0)
-               for i, s in enumerate(SHAPES)]
-    opt = SlotOptimizer(tensors, [0.05, 0.05, 0.2], config, slots=6)
-    if not fused:
-        opt.use_elementwise()
-    return tensors, opt
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_only_live_finite_slots_move(optimizer):
+    start, end, opt, oks = stepped(optimizer, live=[True, False, True], loss=[1.0, 1.0, float("nan")])
+    assert all(ok.tolist() == [True, False, False] for ok in oks)
+    assert not torch.equal(start[0], end[0])
+    assert torch.equal(start[1], end[1]) and torch.equal(start[2], end[2])  # empty / NaN: exactly unchanged
+    assert (opt._v[0][1:] == 0).all() and (opt._v[0][0] > 0).all()  # and so are their moments
 
 
-def _grads(tensors, step: int) -> None:
-    gen = torch.Generator().manual_seed(100 + step)
-    for _, t, _ in tensors:
-        t.grad = torch.randn(t.shape, generator=gen) * (3.0 if step % 2 else 0.1)  # clipped on odd steps
-    tensors[0][1].grad[4, 0, 0] = float("nan")  # slot 4 diverges at every step
+def test_a_slot_moves_the_same_alone_or_with_company():
+    _, crowd, _, _ = stepped("adam", live=[True, True, True], loss=[1.0, 1.0, 1.0])
+    _, alone, _, _ = stepped("adam", live=[True, False, False], loss=[1.0, 1.0, 1.0])
+    assert torch.equal(crowd[0], alone[0])
 
 
-@pytest.mark.parametrize("noise", [0.0, 0.01])
-def test_fused_adam_equals_the_elementwise_update(noise):
-    config = TrainConfig(grad_noise=noise, clip_norm=1.0)
-    assert _block(0, True, config)[1]._fused == [True] * len(SHAPES), "this torch has no fused Adam: nothing checked"
-    runs = {}
-    for fused in (True, False):
-        tensors, opt = _block(0, fused, config)
-        before = [t.detach().clone() for _, t, _ in tensors]
-        gens = [torch.Generator().manual_seed(k) for k in range(6)]
-        live = np.array([True, True, False, True, True, True])  # slot 2 is empty
-        for step in range(5):
-            _grads(tensors, step)
-            updated = opt.step(live, torch.zeros(6), np.full(6, step), gens)
-            assert updated.tolist() == [True, True, False, True, False, True]
-        runs[fused] = ([t.detach().clone() for _, t, _ in tensors], before, [m.clone() for m in opt._m])
-    (after_f, before, m_f), (after_e, _, m_e) = runs[True], runs[False]
-    for a, b, start in zip(after_f, after_e, before):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # float32 rounding of the two orders
-        assert not torch.equal(a[0], start[0]), "slot 0 should have moved"
-        for frozen in (2, 4):  # an empty and a diverged slot keep their weights exactly
-            assert torch.equal(a[frozen], start[frozen]) and torch.equal(b[frozen], start[frozen])
-    for a, b in zip(m_f, m_e):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
-        assert torch.equal(a[2], torch.zeros_like(a[2])) and torch.equal(a[4], torch.zeros_like(a[4]))
+def test_reset_zeroes_one_slots_moments():
+    _, _, opt, _ = stepped("adam", live=[True, True, True], loss=[1.0, 1.0, 1.0])
+    opt.reset(1)
+    assert (opt._m[0][1] == 0).all() and (opt._v[0][1] == 0).all() and (opt._v[0][0] > 0).all()
 
 
-def test_rmsprop_and_strided_slots_take_the_elementwise_path():
-    tensors = [("net:w", torch.zeros(4, 3, requires_grad=True), 1)]  # slots along axis 1: strided views
-    assert SlotOptimizer(tensors, [0.1], TrainConfig(), slots=3)._fused == [False]
-    square = [("net:w", torch.zeros(3, 4, requires_grad=True), 0)]
-    assert SlotOptimizer(square, [0.1], TrainConfig(optimizer="rmsprop"), slots=3)._fused == [False]
+def test_the_block_applies_the_transforms_its_config_asks_for():
+    assert train_transforms(TrainConfig()) == []
+    assert train_transforms(TrainConfig(augment_shift=2)) == [RandomShift(2)]
+    from . import flatmodels as fm
+
+    block = RestartBlock(fm.gates(), {"x": np.array([[0, 1]] * 4), "y": np.array([[1, 1]] * 4)}, slots=2,
+                         config=TrainConfig(batch_size=2))
+    assert block.transforms == [] and isinstance(block.optimizer, SlotOptimizer)
