@@ -6,7 +6,7 @@ Example:
     >>> prog = ntpt_dist.best_program("MATH", store)    # doctest: +SKIP
     >>> prog.accuracy, prog.library_version             # doctest: +SKIP
     (0.97, {'net_0': 3})
-    >>> prog.run({"digits": ..., "ops": ...})           # doctest: +SKIP
+    >>> prog.run({"tape": images})["result"]           # doctest: +SKIP
 """
 
 from __future__ import annotations
