@@ -94,12 +94,14 @@ def reap(token: str, grace_s: float = GRACE_S) -> int:
 
 def main(token: str) -> None:
     stdin = sys.stdin.buffer
+    empty = 0
     while True:
         ready, _, _ = select.select([stdin], [], [], POLL_S)
         if ready and not os.read(stdin.fileno(), 4096):
             break  # the driver is gone
-        if not marked(token):
-            return  # the cluster was shut down: nothing to watch
+        empty = 0 if marked(token) else empty + 1
+        if empty >= 2:
+            return  # the cluster was shut down (seen twice, not a process between fork and exec)
     reap(token)
 
 

@@ -26,6 +26,8 @@ marker = ray_reaper.new_token()
 sleep = [sys.executable, "-c", "import time; time.sleep(120)"]
 agent = subprocess.Popen(sleep, env={**os.environ, **marker}, start_new_session=True)
 bystander = subprocess.Popen(sleep, start_new_session=True)
+while not ray_reaper.marked(marker[ray_reaper.MARK]):  # until the agent runs with its environment
+    time.sleep(0.01)
 watcher = ray_reaper.watch(marker)
 print(agent.pid, bystander.pid, watcher.pid, marker[ray_reaper.MARK], flush=True)
 time.sleep(120)
@@ -64,13 +66,13 @@ def test_a_killed_driver_s_marked_processes_are_stopped_and_no_other(driver):
 
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert _wait_until(lambda: not netprobe.running(agent), ray_reaper.POLL_S + ray_reaper.GRACE_S + 3)
-    assert _wait_until(lambda: not netprobe.running(watcher), 3), "the reaper outlived its work"
+    assert _wait_until(lambda: not netprobe.running(agent), ray_reaper.POLL_S + ray_reaper.GRACE_S + 10)
+    assert _wait_until(lambda: not netprobe.running(watcher), 10), "the reaper outlived its work"
     assert netprobe.running(bystander), "a process without the cluster's mark was stopped"
 
 
 def test_the_reaper_ends_once_its_cluster_is_gone(driver):
     proc, (agent, bystander, watcher), token = driver
     os.kill(agent, signal.SIGKILL)  # as ray.shutdown stops the cluster
-    assert _wait_until(lambda: not netprobe.running(watcher), ray_reaper.POLL_S + 3)
+    assert _wait_until(lambda: not netprobe.running(watcher), 2 * ray_reaper.POLL_S + 10)
     assert proc.poll() is None and netprobe.running(bystander)
