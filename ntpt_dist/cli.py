@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from ntpt_dist.interpreter.errors import NtptError
+from ntpt_dist.interpreter.errors import NtptError, SourceError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -191,7 +191,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         return getattr(commands, f"cmd_{args.command}")(args) or 0
     except NtptError as e:
-        print(f"error: {e}", file=sys.stderr)
+        text = str(e)
+        if isinstance(e, SourceError):  # "file:line:col: error: msg" -> "error: file:line:col: msg"
+            text = text.replace(f"{e.span}: error: ", f"{e.span}: ", 1)
+        print(f"error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -35,7 +35,8 @@ def test_bad_model_file_input_is_one_error_line(capsys, tmp_path, argv, says):
 def test_a_model_needing_hypers_without_a_hypers_file_points_at_the_line(capsys):
     assert main(["train", MODEL, "--data", DATA]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "mod_op.py:5:5" in err and "hyper-parameter 'N' has no value" in err
+    assert err.startswith("error: ") and "mod_op.py:5:5: hyper-parameter 'N' has no value" in err
+    assert err.count("error:") == 1, err
 
 
 def test_an_unknown_option_is_refused_before_any_data_is_read(capsys, tmp_path):
