@@ -11,6 +11,9 @@ arguments beyond the driver's:
 - ``test_data=None``: a test batch; the stored program's test accuracy is measured on it.
 - ``epsilon=0.01``: the accuracy drop on earlier tasks the gate tolerates.
 
+``store`` may be a ``LibraryStore`` or its URI/folder (opened, or created, as
+``LibraryStore(uri)`` does). A misspelt argument is an ``NtptError`` naming it.
+
 The gate validates the task on ``val_data`` if given, else on the training
 data; the store keeps that batch at the task's first merge and gates every
 later merge of the task on it. The store's decision is ``result.merge`` (None
@@ -25,8 +28,11 @@ Example:
 """
 
 import inspect
+import os
 import sys
 import types
+
+from ..interpreter.errors import NtptError
 
 
 class _CallableModule(types.ModuleType):
@@ -36,8 +42,12 @@ class _CallableModule(types.ModuleType):
         from .publish import publish as offer
         from .worker import ModelSpec
 
-        bound = inspect.signature(search).bind(model_or_task, data, *args, **kwargs)
-        store, val_data = bound.arguments.get("store"), bound.arguments.get("val_data")
+        try:
+            bound = inspect.signature(search).bind(model_or_task, data, *args, **kwargs)
+        except TypeError as e:  # a misspelt or doubled argument: name it, as every other bad argument
+            raise NtptError(f"ntpt_dist.search: {e}; fix: see help(ntpt_dist.search) for its arguments") from None
+        store = bound.arguments["store"] = _as_store(bound.arguments.get("store"))
+        val_data = bound.arguments.get("val_data")
         if store is None or not publish:
             return search(*bound.args, **bound.kwargs)
         spec = ModelSpec.of(model_or_task)
@@ -50,6 +60,18 @@ class _CallableModule(types.ModuleType):
         result.merge = offer(result, store, task, val_data=gate_data, test_data=test_data, hypers=spec.hypers,
                              epsilon=epsilon)
         return result
+
+
+def _as_store(store):
+    """A store argument as a store: a URI or folder opens (or creates) the LibraryStore there."""
+    if store is None or all(hasattr(store, name) for name in ("start_search", "log_restarts", "merge")):
+        return store
+    if isinstance(store, (str, os.PathLike)):
+        from ..library_store.api import LibraryStore
+
+        return LibraryStore(os.fspath(store))
+    raise NtptError(f"store must be a LibraryStore or its URI/folder, but got {type(store).__name__}; "
+                    "fix: pass e.g. store=ntpt_dist.LibraryStore('./ntpt-store')")
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -65,3 +65,18 @@ def test_other_validation_data_for_a_published_task_is_refused_before_any_restar
     assert len(store.merges()) == searches
     again = ntpt_dist.search(model, batch(30, 8), val_data=batch(10, 6), store=store, task="t", **FAST)
     assert again.merge is not None  # the same validation data: merged again
+
+
+def test_a_store_given_as_a_folder_opens_there_and_publishes(model, tmp_path):
+    train = batch(40, 0)
+    ntpt_dist.search(model, train, store=str(tmp_path / "store"), task="t", **FAST)
+    assert ntpt_dist.best_program("t", store=str(tmp_path / "store")).params == {"op": 0}
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    ({"store": 7}, "store must be a LibraryStore or its URI/folder, but got int"),
+    ({"restrats": 2}, "ntpt_dist.search: got an unexpected keyword argument 'restrats'"),
+])
+def test_bad_search_arguments_are_one_clear_error(model, kwargs, says):
+    with pytest.raises(NtptError, match=says):
+        ntpt_dist.search(model, batch(8, 0), **{**FAST, **kwargs})
