@@ -10,7 +10,7 @@ from ntpt_dist.interpreter.errors import NtptError
 from ntpt_dist.library_store import api
 from ntpt_dist.library_store.mlflow_store import MlflowStore
 
-from .helpers import program
+from .helpers import net, quality
 
 
 def closed_port() -> int:
@@ -36,10 +36,10 @@ def test_a_read_only_open_of_a_mistyped_path_is_an_error_and_creates_nothing(tmp
 
 def test_a_read_only_open_of_an_existing_store_reads_it(tmp_path):
     writer = api.LibraryStore(str(tmp_path / "store"))
-    writer.merge("T", program({}, p=0), lambda t, lib: 1.0)
+    writer.set_champion("net_0", writer.add_net_version("net_0", net(0.5)))
     reader = api.LibraryStore(str(tmp_path / "store"), create=False)
-    assert isinstance(reader, MlflowStore) and reader.tasks() == ["T"]
-    assert api.best_program("T", str(tmp_path / "store")).params == {"p": 0}
+    assert isinstance(reader, MlflowStore) and reader.champion_versions() == {"net_0": 1}
+    assert quality(api.load_library(str(tmp_path / "store"))["net_0"]) == 0.5
 
 
 def test_an_unreachable_tracking_server_fails_fast_with_one_line():
