@@ -3,9 +3,10 @@
 Builds a store with one finished search and a merge (``--real``: the demo's
 real ADD2x2:top search on local Ray; default: a fake, tiny one), starts the
 MLflow UI on 127.0.0.1 for it (``library_store.api.serve_ui``), loads the
-experiment page and the search's run page in headless Chromium, checks the
-rendered DOM for the run, the metric ``val_acc/restart_<k>`` and the artifact
-``program.txt``, and saves PNGs. Installs Debian's ``chromium`` if it is missing.
+experiment page, the search's run page and the winning restart's child run in
+headless Chromium, checks the rendered DOM for the run, the metric
+``val_acc/restart_<k>``, the winner's child run with its ``val_acc`` and the
+artifact ``program.txt``, and saves PNGs. Installs Debian's ``chromium`` if it is missing.
 
 Usage:
     .venv/bin/python scripts/ui_screenshot.py [--out docs] [--store-dir DIR] [--real]
@@ -118,9 +119,13 @@ def main() -> int:
     report: dict = {"url": url, "store": store.uri, "checks": {}, "screenshots": []}
     try:
         run_page = f"{url}/#/experiments/{experiment_id}/runs/{run_id}"
+        winner = store.client.search_runs(
+            [experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}' and tags.`ntpt.winner` = 'true'")
+        winner_page = f"{url}/#/experiments/{experiment_id}/runs/{winner[0].info.run_id}" if winner else run_page
         pages = {
             "experiment": (f"{url}/#/experiments/{experiment_id}/runs", ["search-", task]),
             "run": (run_page, [f"val_acc/restart_{restart}", "ntpt.search_id", program_model(task)]),
+            "restart": (winner_page, [f"restart-{restart} (winner)", "val_acc", "ntpt.winner"]),
             "artifacts": (f"{run_page}/artifacts/program.txt", ["program.txt", "trajectories.png", listing]),
             "trajectories": (f"{run_page}/artifacts/trajectories.png", ["trajectories.png"]),
         }
