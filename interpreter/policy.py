@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 from .errors import NtptError
 
-__all__ = ["CONTINUE", "CONVERGED", "Decision", "JumpPolicy", "StopRule", "winner"]
+__all__ = ["CONTINUE", "CONVERGED", "Decision", "JumpPolicy", "StopReason", "StopRule", "winner"]
 
 
 class Decision(str, Enum):
@@ -51,6 +51,18 @@ class Decision(str, Enum):
 
 CONTINUE = Decision.CONTINUE
 CONVERGED = Decision.CONVERGED
+
+
+class StopReason(str, Enum):
+    """Why a whole search ended (a ``str``: ``StopReason.DONE == "done"``)."""
+
+    DONE = "done"  # every restart finished
+    FIRST_K = "first_k"  # StopRule.first_k restarts converged
+    WALL_CLOCK = "wall_clock"  # StopRule.wall_clock_s passed
+    INTERRUPTED = "interrupted"  # Ctrl-C: what finished is kept, the search can be resumed
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -261,16 +273,16 @@ class StopRule:
         if self.wall_clock_s is not None:
             _require(self.wall_clock_s > 0, "wall_clock_s", self.wall_clock_s, "None or seconds > 0")
 
-    def reason(self, finished: int, converged: int, elapsed_s: float) -> Optional[str]:
-        """Why the search should end now (``"first_k"``, ``"wall_clock"``), or ``None``.
+    def reason(self, finished: int, converged: int, elapsed_s: float) -> Optional[StopReason]:
+        """Why the search should end now (``StopReason.FIRST_K``, ``StopReason.WALL_CLOCK``), or ``None``.
 
         Running out of restarts is the driver's business (it knows how many it
         has handed out), so ``max_restarts`` only caps ``restarts`` there.
         """
         if self.first_k is not None and converged >= self.first_k:
-            return "first_k"
+            return StopReason.FIRST_K
         if self.wall_clock_s is not None and elapsed_s >= self.wall_clock_s:
-            return "wall_clock"
+            return StopReason.WALL_CLOCK
         return None
 
     def to_dict(self) -> dict[str, Any]:

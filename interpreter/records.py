@@ -233,7 +233,8 @@ class SearchResult:
         winner: the best converged record (see :func:`policy.winner`), or ``None``.
         counts: restarts per status, plus ``"started"``.
         wall_s: seconds the search ran (this session only when resumed).
-        stop_reason: why it ended: ``"done"``, ``"first_k"``, ``"wall_clock"``, ``"interrupted"``.
+        stop_reason: why it ended, a ``policy.StopReason`` (a ``str``: ``"done"``, ``"first_k"``,
+            ``"wall_clock"``, ``"interrupted"``).
         resumed: restarts taken from the journal/store instead of being run.
         config: the run's settings, as logged with it.
     """
@@ -285,7 +286,7 @@ class SearchResult:
             "search_id": self.search_id,
             "counts": dict(self.counts),
             "wall_s": round(self.wall_s, 3),
-            "stop_reason": self.stop_reason,
+            "stop_reason": str(self.stop_reason),
             "resumed": self.resumed,
             "winner_index": None if best is None else best.index,
             "winner_program_val_acc": None if best is None else best.program_val_acc,

@@ -32,7 +32,7 @@ from typing import Any, Optional
 from .compiled import compile_model
 from .engine import RestartBlock, restart_seed
 from .errors import NtptError
-from .policy import Decision, JumpPolicy
+from .policy import Decision, JumpPolicy, StopReason
 from .polish import polished
 from .records import CrashReport, RestartRecord, RestartStatus, SearchResult, WorkerReport, config_dict, new_search_id
 from .train_config import TrainConfig, config_with
@@ -418,7 +418,7 @@ def train_restarts(model: Any, data: Mapping[str, Any], restarts: int, seed: int
         keep_programs: record stopped restarts' programs too (see :class:`BlockWorker`).
 
     Returns:
-        a :class:`SearchResult` (``stop_reason="done"``).
+        a :class:`SearchResult` (``stop_reason=StopReason.DONE``).
     """
     config = train_config(config)
     policy = policy or JumpPolicy()
@@ -442,5 +442,5 @@ def train_restarts(model: Any, data: Mapping[str, Any], restarts: int, seed: int
     run_config = {"restarts": restarts, "seed": seed, "restarts_per_actor": restarts, "eval_every": eval_every,
                   "policy": policy.to_dict(), "train": config_dict(config),
                   "hypers": dict(getattr(model, "hypers", {}))}
-    return SearchResult.build(search_id, records, restarts, wall_s=time.monotonic() - t0, stop_reason="done",
+    return SearchResult.build(search_id, records, restarts, wall_s=time.monotonic() - t0, stop_reason=StopReason.DONE,
                               config=run_config)

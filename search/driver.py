@@ -26,7 +26,7 @@ from typing import Any, Optional
 from ..interpreter.discrete import check_data
 from ..interpreter.engine import restart_seed
 from ..interpreter.errors import NtptError
-from ..interpreter.policy import JumpPolicy, StopRule
+from ..interpreter.policy import JumpPolicy, StopReason, StopRule
 from ..interpreter.policy import winner as pick_winner
 from ..interpreter.records import (
     STATUSES,
@@ -174,7 +174,7 @@ def search(
         actors = _default_actors(pool, len(todo), restarts_per_actor)
     state = _Search(pool, todo, done, sinks, search_id, stop, restarts_per_actor, slice_s, flush_s,
                     Progress(total, enabled=progress))
-    reason = "interrupted"
+    reason = StopReason.INTERRUPTED
     try:
         reason = state.loop(actors)
     except KeyboardInterrupt:
@@ -188,7 +188,7 @@ def search(
                                 resumed=len(done), config=run_config)  # fmt: skip
     for sink in sinks:
         sink.end_search(search_id, result.summary(), None if result.winner is None else result.winner.to_dict())
-    if reason == "interrupted" and progress:
+    if reason is StopReason.INTERRUPTED and progress:
         print(f"search {search_id} interrupted; resume with search_id={search_id!r}", file=sys.stderr)
     return result
 
@@ -222,7 +222,7 @@ class _Search:
         self.t0 = time.monotonic()
         self._last_flush = self.t0
 
-    def loop(self, actors: int) -> str:
+    def loop(self, actors: int) -> StopReason:
         for _ in range(actors if self.pending else 0):
             self._spawn()
         while True:
@@ -231,7 +231,7 @@ class _Search:
             if reason:
                 return reason
             if not self.pending and not any(self.assigned.values()):
-                return "done"
+                return StopReason.DONE
             for ticket, outcome in self.pool.wait(list(self.tickets), timeout=0.5):
                 worker = self.tickets.pop(ticket, None)
                 if worker is None or worker not in self.assigned:

@@ -6,6 +6,6 @@ re-exporting it here keeps ``ntpt_dist.search.policy`` the search's view of it
 while the dependency points one way (search -> interpreter).
 """
 
-from ..interpreter.policy import CONTINUE, CONVERGED, Decision, JumpPolicy, StopRule, winner
+from ..interpreter.policy import CONTINUE, CONVERGED, Decision, JumpPolicy, StopReason, StopRule, winner
 
-__all__ = ["CONTINUE", "CONVERGED", "Decision", "JumpPolicy", "StopRule", "winner"]
+__all__ = ["CONTINUE", "CONVERGED", "Decision", "JumpPolicy", "StopReason", "StopRule", "winner"]

@@ -6,24 +6,17 @@ And every option a user passes to the search is honoured or refused by name.
 from __future__ import annotations
 
 import pytest
-import torch
 from ntpt_dist.interpreter.errors import NtptError
 from ntpt_dist.interpreter.model import compile_file
 from ntpt_dist.search.driver import search
 from ntpt_dist.search.policy import JumpPolicy
 from ntpt_dist.search.records import RestartStatus
 
+from ..interpreter.conftest import one_thread  # noqa: F401 - the fixture
 from ..interpreter.fixture_data import MODELS, circuit_data
 from .fakes import fake_factory
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Training here runs on one torch thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # training here runs on one torch thread
 
 
 def half_adder() -> dict:

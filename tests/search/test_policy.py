@@ -4,7 +4,7 @@ import random
 
 import pytest
 from ntpt_dist.interpreter.errors import NtptError
-from ntpt_dist.search.policy import JumpPolicy, StopRule, winner
+from ntpt_dist.search.policy import Decision, JumpPolicy, StopReason, StopRule, winner
 from ntpt_dist.search.records import RestartRecord
 
 P = JumpPolicy(delta=0.3, window=4, floor=0.7, refine_evals=2, budget_steps=1000, stall_evals=None)
@@ -83,8 +83,15 @@ def test_winner_prefers_accuracy_then_earlier_jump_then_lower_index():
 def test_stop_rule():
     assert StopRule().reason(100, 5, 1e9) is None
     assert StopRule(first_k=2).reason(10, 1, 1.0) is None
-    assert StopRule(first_k=2).reason(10, 2, 1.0) == "first_k"
-    assert StopRule(wall_clock_s=10).reason(1, 0, 10.5) == "wall_clock"
+    assert StopRule(first_k=2).reason(10, 2, 1.0) is StopReason.FIRST_K == "first_k"
+    assert StopRule(wall_clock_s=10).reason(1, 0, 10.5) is StopReason.WALL_CLOCK
+
+
+def test_decisions_are_enums_that_read_as_their_strings():
+    assert P.decide([0.1], steps=1000) is Decision.STOP_BUDGET and Decision.STOP_BUDGET.reason == "budget"
+    assert P.decide([0.1], steps=10) is Decision.CONTINUE and Decision.CONTINUE.reason is None
+    assert f"{Decision.CONVERGED}" == str(Decision.CONVERGED) == "converged" == Decision.CONVERGED
+    assert f"{StopReason.DONE}" == "done"
 
 
 @pytest.mark.parametrize("kwargs", [{"delta": 0}, {"window": 0}, {"floor": 1.5}, {"stall_evals": 0}])
