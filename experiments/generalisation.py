@@ -1,0 +1,395 @@
+"""Fig. 8 (paper section 6.2): how MATH models generalise from short expressions to 16 digits; writes JSON + a figure.
+
+Part ``a`` (non-perceptual MATH, tapes of one-hot symbols, ``math_symbolic_data.py``):
+the LSTM and the Neural GPU trained on 1..5-digit expressions, and NTPT's recorded
+MATH program (``docs/tasks_accuracy.json``, Fig. 4(b)) run exactly on the
+symbolic model; all tested on 1..16 digits.
+
+Part ``b`` (perceptual MATH, handwritten tapes): every model's image networks
+start from the library the 2x2 tasks leave (ADD2x2:top, then APPLY2x2:top with
+``benchmarks/tasks_accuracy.py``'s recipe; built once and cached under ``runs/``):
+the LSTM trained on 2-digit and on 1..5-digit expressions, and NTPT's program with
+the library's net_0/net_1 (tuned on 2-digit expressions with the program fixed),
+run exactly; plus net_0/net_1's per-symbol accuracy and the bound it sets at 16 digits.
+
+Usage:
+    python -m ntpt_dist.experiments.generalisation --part a --out docs/fig8a.json --figure docs/fig8a.png
+    python -m ntpt_dist.experiments.generalisation --part b --out docs/fig8b.json --figure docs/fig8b.png
+
+Models may run in separate processes (``--models``) and be merged afterwards:
+    python -m ntpt_dist.experiments.generalisation --combine runs/fig8/a_lstm.json runs/fig8/a_gpu.json \
+        --out docs/fig8a.json --figure docs/fig8a.png
+
+The JSON is ``{"symbolic" | "perceptual": {model: {"1": acc, ..., "16": acc}}, "models": {model:
+{parameters, steps, wall_s, curve}}, "command": ...}`` (NTPT under ``ntpt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD = ROOT / "docs" / "tasks_accuracy.json"
+PAPER = {  # as read from Fig. 8's printed labels (paper_numbers.json "math"), accuracy at 16 digits
+    "symbolic": {"ntpt": 1.0, "lstm": 0.928, "neural_gpu": 0.25},
+    "perceptual": {"ntpt": 0.871, "lstm5": 0.828},
+}
+LABELS = {"ntpt": "NTPT / TerpreT", "lstm": "LSTM", "neural_gpu": "Neural GPU",
+          "lstm2": "LSTM - 2digit", "lstm5": "LSTM - 5digit", "ntpt2": "NTPT - 2digit"}
+
+
+def recorded_math_params(record: Path = RECORD) -> dict:
+    """The Param values of the recorded MATH program (the MATH stage's listing in ``record``)."""
+    from .math_symbolic_data import math_params_from_listing
+
+    return math_params_from_listing(json.loads(Path(record).read_text())["stages"]["MATH"]["listing"])
+
+
+def _keyed(acc: dict) -> dict:
+    return {str(d): round(float(a), 4) for d, a in sorted(acc.items())}
+
+
+def fit(learner, train_sets: dict, steps: int, batch_size: int, seed: int, probes: dict, every: int) -> dict:
+    """Train a MATH learner with ``train_lstm``; a learning curve of the mean loss and the accuracy on ``probes``."""
+    from .baselines_math import accuracy_by_length, train_lstm
+
+    curve = []
+    started = time.perf_counter()
+
+    def probe(step: int, losses: list) -> None:
+        acc = accuracy_by_length(learner, probes)
+        curve.append({"step": step, "loss": round(float(np.mean(losses[-every:])), 4),
+                      **{f"acc{d}": round(a, 4) for d, a in acc.items()}, "s": round(time.perf_counter() - started, 1)})
+        print(json.dumps({type(learner).__name__: curve[-1]}), file=sys.stderr, flush=True)
+
+    train_lstm(learner, train_sets, steps, batch_size=batch_size, seed=seed, every=every, callback=probe)
+    return {"parameters": sum(p.numel() for p in learner.parameters()), "steps": steps, "batch_size": batch_size,
+            "train_s": round(time.perf_counter() - started, 1), "curve": curve}
+
+
+# --- part a: symbolic tapes ----------------------------------------------------------
+
+
+def part_a(args) -> dict:
+    """Fig. 8(a): LSTM and Neural GPU on 1..5 symbolic digits, the recorded program run exactly, tested on 1..max."""
+    from .baselines_math import LSTMBaseline, accuracy_by_length
+    from .math_symbolic_data import N_SYMBOLS, symbolic_sets
+    from .neural_gpu import NeuralGPU
+    from .registry import load_model
+
+    lengths = range(1, args.max_digits + 1)
+    test = symbolic_sets(lengths, args.test_n, seed=args.seed + 1000)
+    train = symbolic_sets(range(1, args.train_digits + 1), args.train_n, seed=args.seed, split="train")
+    probes = symbolic_sets((args.train_digits, args.max_digits), args.probe_n, seed=args.seed + 2000, split="val")
+    out: dict = {"symbolic": {}, "models": {}, "train_digits": list(range(1, args.train_digits + 1))}
+    if "ntpt" in args.models:
+        started = time.perf_counter()
+        program = load_model("math_symbolic").program(recorded_math_params())
+        acc = {d: program.accuracy({"tape": t.inputs["tape"], "result": t.outputs["result"]}, hypers={"N": d})
+               for d, t in test.items()}
+        out["symbolic"]["ntpt"] = _keyed(acc)
+        out["models"]["ntpt"] = {"parameters": 32, "source": "docs/tasks_accuracy.json MATH listing, run by argmax",
+                                 "train_digits": [2], "wall_s": round(time.perf_counter() - started, 1)}
+    builders: dict[str, Callable] = {
+        "lstm": lambda: LSTMBaseline(hidden=args.lstm_hidden, layers=args.lstm_layers, dropout=args.lstm_dropout,
+                                     symbols=N_SYMBOLS, seed=args.seed),
+        "neural_gpu": lambda: NeuralGPU(filters=args.gpu_filters, height=args.gpu_height, layers=args.gpu_layers,
+                                        seed=args.seed),
+    }
+    steps = {"lstm": args.lstm_steps, "neural_gpu": args.gpu_steps}
+    for name in ("lstm", "neural_gpu"):
+        if name not in args.models:
+            continue
+        learner = builders[name]()
+        record = fit(learner, train, steps[name], args.batch_size, args.seed, probes, args.eval_every)
+        started = time.perf_counter()
+        out["symbolic"][name] = _keyed(accuracy_by_length(learner, test))
+        record["test_s"] = round(time.perf_counter() - started, 1)
+        out["models"][name] = record
+    out["models"].get("lstm", {}).update(hidden=args.lstm_hidden, layers=args.lstm_layers, dropout=args.lstm_dropout)
+    out["models"].get("neural_gpu", {}).update(filters=args.gpu_filters, height=args.gpu_height, cgru_layers=args.gpu_layers)
+    return out
+
+
+# --- part b: handwritten tapes ---------------------------------------------------------
+
+
+def library_2x2(path: Path, seed: int, store: Optional[str] = None) -> dict:
+    """net_0/net_1 as the 2x2 tasks leave them, cached at ``path`` (read from there when it exists).
+
+    With ``store`` (a library store URI, e.g. the store a lifelong run of the eight 2x2
+    tasks wrote, ``experiments/lifelong_store.py``): its champion net_0/net_1, the
+    paper's "net_0/1 from the end of the NTPT 2x2 training". Without: trained here
+    as ``benchmarks/tasks_accuracy.py``'s add and apply stages do, ADD2x2:top in the 4k
+    regime (4 restarts x 4000 steps, augment_shift=2, batch 128), then APPLY2x2:top
+    from that net_0 held fixed (8 x 1500, batch 128). The cache is an ntpt-dist
+    ``.npz`` blob (``library_store.codec``: arrays and JSON, no pickle).
+    """
+    from ..library_store.codec import decode, encode
+    from .runner import train_task
+
+    path = Path(path)
+    if path.exists():
+        return decode(path.read_bytes(), f"library cache {path}")
+    if store is not None:
+        from ..library_store.api import load_library
+
+        library = {name: dict(state) for name, state in load_library(store).items() if name in ("net_0", "net_1")}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode(library))
+        return library
+    sizes = {"train": 4000, "val": 1000, "test": 2000}
+    add = train_task("ADD2x2:top", restarts=4, steps=4000, seed=seed, sizes=sizes, progress=False,
+                     augment_shift=2, batch_size=128)
+    library = dict(add.program.networks)
+    apply = train_task("APPLY2x2:top", restarts=8, steps=1500, seed=seed, library=library, sizes=sizes,
+                       progress=False, net_lr_scale=0.0, batch_size=128)
+    library.update(apply.program.networks)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode({name: dict(state) for name, state in library.items()}))
+    print(json.dumps({"library": str(path), "ADD2x2:top": add.test_accuracy, "APPLY2x2:top": apply.test_accuracy}),
+          file=sys.stderr, flush=True)
+    return library
+
+
+def symbol_accuracy(library: dict, tests: dict) -> dict:
+    """net_0's accuracy on the digit cells and net_1's on the operator cells of MATH test tapes, by argmax."""
+    import torch
+
+    from .baselines import library_signature, load_netstate, mlp
+
+    right = {"net_0": [0, 0], "net_1": [0, 0]}
+    nets = {}
+    for name, k in (("net_0", 10), ("net_1", 4)):
+        hidden = tuple(int(h) for h in library[name]["signature"].split("|")[1].split("-"))
+        nets[name] = mlp([28 * 28, *hidden, k])
+        load_netstate(nets[name], library[name], name, library_signature(name, (28, 28), hidden))
+    with torch.no_grad():
+        for t in tests.values():
+            images, labels = t.inputs["tape"].reshape(*t.labels["tape"].shape, -1), t.labels["tape"]
+            for name, cells, offset in (("net_0", slice(0, None, 2), 0), ("net_1", slice(1, None, 2), 10)):
+                x, y = images[:, cells].reshape(-1, 28 * 28), labels[:, cells].reshape(-1) - offset
+                if len(y):
+                    right[name][0] += int((nets[name](torch.from_numpy(x)).argmax(1).numpy() == y).sum())
+                    right[name][1] += len(y)
+    return {name: round(r / max(n, 1), 5) for name, (r, n) in right.items()}
+
+
+def part_b(args) -> dict:
+    """Fig. 8(b): NTPT (2 digits) against the LSTM on 2 and on 1..5 digits, image nets from the 2x2 library."""
+    from .baselines import BaselineConfig
+    from .baselines_math import LSTMBaseline, accuracy_by_length
+    from .registry import load_model
+    from .runner import batch
+    from .tasks import make_task
+
+    started = time.perf_counter()
+    library = library_2x2(Path(args.library or f"runs/fig8/library_seed{args.seed}.npz"), args.seed, args.library_store)
+    out: dict = {"perceptual": {}, "models": {}, "library_s": round(time.perf_counter() - started, 1),
+                 "library": args.library_store or "trained here (benchmarks/tasks_accuracy.py add, apply stages)"}
+    hidden = tuple(int(h) for h in library["net_0"]["signature"].split("|")[1].split("-"))
+    lengths = list(range(1, args.max_digits + 1))
+
+    def tests():  # one length at a time: a 16-digit set of 1000 tapes is ~100 MB of images
+        for d in lengths:
+            yield d, make_task("MATH", "test", args.test_n, seed=args.seed + 100 + d, digits=d)
+
+    evaluators = {}
+    if "ntpt" in args.models:
+        from ..interpreter.tune import tune_networks
+
+        t0 = time.perf_counter()
+        program = load_model("math").program(recorded_math_params(), networks=library)
+        train2 = batch(make_task("MATH", "train", args.train_n, seed=args.seed, digits=2))
+        val2 = batch(make_task("MATH", "val", 1000, seed=args.seed + 1, digits=2))
+        if args.ntpt_tune_steps:
+            program = tune_networks(program, train2, steps=args.ntpt_tune_steps, val_data=val2, seed=args.seed,
+                                    augment_shift=args.augment_shift)
+        out["models"]["ntpt"] = {"parameters": 32, "train_digits": [2], "tune_steps": args.ntpt_tune_steps,
+                                 "augment_shift": args.augment_shift, "train_s": round(time.perf_counter() - t0, 1)}
+        evaluators["ntpt"] = lambda d, t: program.accuracy(batch(t), hypers={"N": d})
+        library = {**library, **program.networks}
+    config = BaselineConfig(embed_hidden=hidden, perceptual_lr_scale=args.perceptual_lr_scale)
+    for name, digits in (("lstm2", [2]), ("lstm5", list(range(1, 6)))):
+        if name not in args.models:
+            continue
+        lstm = LSTMBaseline(library, hidden=args.lstm_hidden, layers=args.lstm_layers, dropout=args.lstm_dropout,
+                            config=config, seed=args.seed)
+        train = {d: make_task("MATH", "train", args.train_n, seed=args.seed + 10 * d, digits=d) for d in digits}
+        probes = {d: make_task("MATH", "val", args.probe_n, seed=args.seed + 2000 + d, digits=d) for d in (2, args.max_digits)}
+        out["models"][name] = {**fit(lstm, train, args.lstm_steps, args.batch_size, args.seed, probes, args.eval_every),
+                               "train_digits": digits, "hidden": args.lstm_hidden, "layers": args.lstm_layers,
+                               "perceptual_lr_scale": args.perceptual_lr_scale}
+        evaluators[name] = lambda d, t, lstm=lstm: accuracy_by_length(lstm, {d: t})[d]
+    t0 = time.perf_counter()
+    acc: dict = {name: {} for name in evaluators}
+    symbol_sets = {}
+    for d, t in tests():
+        for name, evaluate in evaluators.items():
+            acc[name][d] = evaluate(d, t)
+        if d == args.max_digits:
+            symbol_sets[d] = t
+        print(json.dumps({"digits": d, **{k: round(v[d], 4) for k, v in acc.items()}}), file=sys.stderr, flush=True)
+    out["perceptual"] = {name: _keyed(a) for name, a in acc.items()}
+    out["test_s"] = round(time.perf_counter() - t0, 1)
+    sym = symbol_accuracy(library, symbol_sets)
+    n = args.max_digits
+    out["symbol_accuracy"] = {**sym, "digits": n, "bound": round(sym["net_0"] ** n * sym["net_1"] ** (n - 1), 4),
+                              "note": f"net_0 on the digit cells, net_1 on the operator cells of the {n}-digit test tapes "
+                                      f"(NTPT's nets after tuning); bound = net_0^{n} * net_1^{n - 1}, the chance that all "
+                                      f"{2 * n - 1} symbols are read right"}
+    return out
+
+
+# --- figure and CLI ------------------------------------------------------------------
+
+
+def figure(result: dict, path: Path) -> None:
+    """Accuracy (%) against digits in the expression, one line per model; solid dots on training lengths.
+
+    One panel per kind of result present: (a) symbolic, (b) perceptual.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [k for k in ("symbolic", "perceptual") if k in result]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 3.4), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        models = result["models"].get(kind, result["models"])
+        for name, acc in result[kind].items():
+            digits = [int(d) for d in acc]
+            values = [100 * a for a in acc.values()]
+            trained = set(models.get(name, {}).get("train_digits", result.get("train_digits", [])))
+            params = models.get(name, {}).get("parameters")
+            label = LABELS.get("ntpt2" if kind == "perceptual" and name == "ntpt" else name, name)
+            label += f" ({params:,})" if kind == "symbolic" and params else ""
+            (line,) = ax.plot(digits, values, "-", label=label)
+            for d, v in zip(digits, values):
+                ax.plot(d, v, "o", color=line.get_color(), markerfacecolor=line.get_color() if d in trained else "white")
+            ax.annotate(f"{values[-1]:.1f}", (digits[-1], values[-1]), textcoords="offset points", xytext=(4, 0),
+                        fontsize=8, va="center")
+        ax.set_xlabel("digits in expression")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"({'a' if kind == 'symbolic' else 'b'}) {kind} MATH")
+        ax.set_xlim(0, result.get("max_digits", 16) + 2)
+        ax.set_ylim(0, 102)
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def combine(paths: list[Path]) -> dict:
+    """One result from several runs' JSON files: their accuracies and models merged, each run's command kept.
+
+    Raises:
+        NtptError: no files, or a model that two files both report.
+    """
+    from ..interpreter.errors import NtptError
+
+    if not paths:
+        raise NtptError("--combine needs at least one result JSON file")
+    out: dict = {"runs": []}
+    models: dict = {}
+    for path in paths:
+        run = json.loads(Path(path).read_text())
+        models.setdefault("symbolic" if "symbolic" in run else "perceptual", {}).update(run.get("models", {}))
+        for kind in ("symbolic", "perceptual"):
+            for name, acc in run.get(kind, {}).items():
+                if name in out.setdefault(kind, {}):
+                    raise NtptError(f"model {name!r} ({kind}) is in two of the files to combine; fix: pass each model once")
+                out[kind][name] = acc
+        keep = ("part", "command", "wall_s", "machine", "train_digits", "max_digits", "test_n", "seed",
+                "paper_at_16_digits", "symbol_accuracy", "library")
+        out["runs"].append({"file": str(path), **{k: run[k] for k in keep if k in run}})
+        for key in ("train_digits", "max_digits", "paper_at_16_digits", "symbol_accuracy", "library"):
+            if key in run:
+                out.setdefault(key, run[key])
+    out["models"] = next(iter(models.values())) if len(models) == 1 else models  # by kind when both are present
+    return out
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ntpt_dist.experiments.generalisation", description=__doc__.splitlines()[0])
+    p.add_argument("--part", choices=("a", "b"))
+    p.add_argument("--combine", type=Path, nargs="+", help="merge these result JSON files instead of running")
+    p.add_argument("--models", default=None, help="comma list; a: ntpt,lstm,neural_gpu; b: ntpt,lstm2,lstm5 (default: all)")
+    p.add_argument("--out", type=Path, help="write the JSON here (else stdout only)")
+    p.add_argument("--figure", type=Path, help="write the figure (PNG) here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--max-digits", type=int, default=16)
+    p.add_argument("--train-digits", type=int, default=5, help="part a: train on 1..this many digits")
+    p.add_argument("--train-n", type=int, default=10000, help="training tapes per length")
+    p.add_argument("--test-n", type=int, default=1000, help="test tapes per length")
+    p.add_argument("--probe-n", type=int, default=300, help="tapes per length for the learning curve")
+    p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lstm-steps", type=int, default=20000)
+    p.add_argument("--lstm-hidden", type=int, default=128)
+    p.add_argument("--lstm-layers", type=int, default=3)
+    p.add_argument("--lstm-dropout", type=float, default=0.0)
+    p.add_argument("--gpu-steps", type=int, default=20000)
+    p.add_argument("--gpu-filters", type=int, default=64)
+    p.add_argument("--gpu-height", type=int, default=4)
+    p.add_argument("--gpu-layers", type=int, default=2)
+    p.add_argument("--library", default=None, help="part b: cached 2x2 library (.npz; built there if missing)")
+    p.add_argument("--library-store", default=None, help="part b: take net_0/net_1 from this library store (URI) "
+                   "instead of training the 2x2 stages; cached at --library")
+    p.add_argument("--perceptual-lr-scale", type=float, default=0.01,
+                   help="part b: the LSTM's image nets learn this much slower than the LSTM (0: held fixed)")
+    p.add_argument("--ntpt-tune-steps", type=int, default=500, help="part b: steps of tune_networks on 2-digit MATH")
+    p.add_argument("--augment-shift", type=int, default=0, help="part b: image shift while tuning NTPT's nets")
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> dict:
+    import torch
+
+    args = parser().parse_args(argv)
+    command = "python -m ntpt_dist.experiments.generalisation " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.combine:
+        result = {**combine(args.combine), "command": command}
+        _write(result, args.out, args.figure)
+        return result
+    if args.part is None:
+        parser().error("one of --part or --combine is required")
+    args.models = (args.models or ("ntpt,lstm,neural_gpu" if args.part == "a" else "ntpt,lstm2,lstm5")).split(",")
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    result = part_a(args) if args.part == "a" else part_b(args)
+    result.update({"part": args.part, "max_digits": args.max_digits, "test_n": args.test_n, "seed": args.seed,
+                   "paper_at_16_digits": PAPER["symbolic" if args.part == "a" else "perceptual"],
+                   "machine": f"{os.cpu_count()} cpus, torch {torch.__version__}, {args.threads} thread(s)",
+                   "wall_s": round(time.perf_counter() - started, 1),
+                   "command": command})
+    _write(result, args.out, args.figure)
+    return result
+
+
+def _write(result: dict, out: Optional[Path], fig: Optional[Path]) -> None:
+    text = json.dumps(result, indent=1)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+    if fig:
+        figure(result, fig)
+
+
+if __name__ == "__main__":
+    main()
