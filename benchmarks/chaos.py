@@ -111,9 +111,9 @@ def actor_kills(kills: int, restarts: int, temp_dir: str, rng: random.Random) ->
                 actor = self._actors[handle]
                 try:
                     info = ray.get(actor.info.remote(), timeout=30)
-                    in_flight = ray.get(actor.run.remote([], 0.0), timeout=30)["in_flight"]
-                except Exception:  # noqa: BLE001 - already dead (an earlier kill): try another moment
-                    return out
+                    in_flight = list(ray.get(actor.run.remote([], 0.0), timeout=30).in_flight)
+                except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                    return out  # already dead (an earlier kill) or busy: try another moment
                 if in_flight:
                     how = "ray.kill" if len(self.kills) % 2 == 0 else "SIGKILL"
                     if how == "ray.kill":
@@ -225,6 +225,7 @@ def driver_kill(restarts: int, work: Path) -> dict:
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     gone_after = _until_gone(below, DRIVER_KILL_GRACE_S)
+    survivors = sorted(netprobe.process_name(pid) for pid in below if netprobe.running(pid))
     left_alive = _kill([pid for pid in below if netprobe.running(pid)])  # what the cluster left running
     started.write_text("")
     second = subprocess.run(command(2), env=env, capture_output=True, text=True, timeout=240)
@@ -238,7 +239,7 @@ def driver_kill(restarts: int, work: Path) -> dict:
         "killed_mid_search": killed_mid_search, "journal_lines_at_kill": logged_at_kill,
         "ray_processes_of_the_killed_driver": len(below),
         "seconds_until_they_all_ended": gone_after,
-        f"ray_processes_running_{DRIVER_KILL_GRACE_S:.0f}s_after_the_kill": left_alive,
+        f"ray_processes_running_{DRIVER_KILL_GRACE_S:.0f}s_after_the_kill": left_alive, "survivors": survivors,
         "restarts_expected": restarts, "finished": len(out["records"]),
         "resumed_from_journal": out["resumed"],
         "lost": len(set(range(restarts)) - set(out["records"])),
@@ -310,12 +311,15 @@ def _merger_child(uri: str, writer: int, start_at: float) -> None:
 
     from tests.library_store.helpers import lookup_batch, lookup_program
 
-    program = lookup_program("shared", list(range(8)))  # every task's program calls the same network
-    batch = lookup_batch(list(range(8)) * 4)
+    # Every task's program calls one network. Task w asks for x -> x on x in {2w, 2w + 1}; merger w's
+    # network maps x -> x up to 2w + 1 and gets larger x wrong, so in whatever order the merges run,
+    # each is accepted only if it improves on the champion, no accepted one undoes an earlier one,
+    # and the last champion (merger 3's network, the identity) is exact on every task.
+    program = lookup_program("shared", [x if x <= 2 * writer + 1 else (x + 1) % 8 for x in range(8)])
+    batch = lookup_batch([2 * writer, 2 * writer + 1] * 4)
     time.sleep(max(0.0, start_at - time.time()))
     store = MlflowStore(uri)
-    out = store.merge(f"task{writer}", program, val_data=batch, test_data=batch, search_id=f"merger{writer}",
-                      seed=writer)
+    out = store.merge(f"task{writer}", program, val_data=batch, test_data=batch, seed=writer)
     print(json.dumps({"writer": writer, "reason": out.decision.reason, "accepted": out.decision.accepted,
                       "new_versions": out.new_versions, "attempts": out.attempts}))
 
@@ -333,6 +337,7 @@ def store_mergers(mergers: int, work: Path) -> dict:
     t0 = time.monotonic()
     results, errors = _run_children([["--merger-child", uri, str(i), str(start_at)] for i in range(mergers)], env)
     wall = time.monotonic() - t0
+    from ntpt_dist.interpreter.program import Program
     from ntpt_dist.library_store.mlflow_store import MlflowStore
 
     store = MlflowStore(uri)
@@ -342,12 +347,18 @@ def store_mergers(mergers: int, work: Path) -> dict:
     stored_tasks = set(store.tasks())
     decisions = collections.Counter(m.get("task") for m in store.merges())
     champion = store.champion_versions().get("shared")
-    correct = sum(store.get_program(t).val_acc == 1.0 for t in tasks & stored_tasks)
+    library = store.load_library()
+    correct = 0  # each task's stored program, run with the final library on the task's kept validation data
+    for t in tasks & stored_tasks:
+        stored = dict(store.get_program(t).program)
+        program = Program.from_dict({**stored, "networks": {**stored["networks"], **library}})
+        correct += program.accuracy(store.validation_data(t)) == 1.0
     return {
         "mergers": mergers, "merges_returned": len(results), "merger_errors": errors,
         "accepted_or_added": sum(r["accepted"] or bool(r["new_versions"]) for r in results),
         "race_retries": sum(r["attempts"] - 1 for r in results),
-        "versions_stored": len(versions), "champion_is_the_last_version": champion == max(versions, default=None),
+        "versions_stored": len(versions), "versions_written_by_the_merges": sum(len(r["new_versions"]) for r in results),
+        "champion_is_the_last_version": champion == max(versions, default=None),
         "versions_sharing_a_parent": sum(n - 1 for n in parents.values() if n > 1),
         "lost": len(tasks - stored_tasks) + sum(decisions[t] == 0 for t in tasks),
         "duplicated": sum(n - 1 for n in decisions.values() if n > 1),
