@@ -45,6 +45,7 @@ def main(store_dir: str) -> None:
         policy=JumpPolicy(delta=0.5, window=3, floor=0.8, refine_evals=2, budget_steps=300), progress=False,
         slice_s=0.2, stop=UntilUsageModuleRan(wall_clock_s=150), store=ntpt_dist.LibraryStore(store_dir),
         task="traced", block_factory=fakes.fake_factory(step_cost_s=0.001),
+        publish=False,  # the fake blocks' programs are not Programs: record the restarts, merge nothing
     )
     print(json.dumps({"finished": len(result.records), "stop": result.stop_reason}))
 
