@@ -83,6 +83,7 @@ def fit(learner, train_sets: dict, steps: int, batch_size: int, seed: int, probe
 
 def part_a(args) -> dict:
     """Fig. 8(a): LSTM and Neural GPU on 1..5 symbolic digits, the recorded program run exactly, tested on 1..max."""
+    from .baselines import BaselineConfig
     from .baselines_math import LSTMBaseline, accuracy_by_length
     from .math_symbolic_data import N_SYMBOLS, symbolic_sets
     from .neural_gpu import NeuralGPU
@@ -103,9 +104,9 @@ def part_a(args) -> dict:
                                  "train_digits": [2], "wall_s": round(time.perf_counter() - started, 1)}
     builders: dict[str, Callable] = {
         "lstm": lambda: LSTMBaseline(hidden=args.lstm_hidden, layers=args.lstm_layers, dropout=args.lstm_dropout,
-                                     symbols=N_SYMBOLS, seed=args.seed),
+                                     symbols=N_SYMBOLS, config=BaselineConfig(lr=args.lr), seed=args.seed),
         "neural_gpu": lambda: NeuralGPU(filters=args.gpu_filters, height=args.gpu_height, layers=args.gpu_layers,
-                                        seed=args.seed),
+                                        config=BaselineConfig(lr=args.lr), seed=args.seed),
     }
     steps = {"lstm": args.lstm_steps, "neural_gpu": args.gpu_steps}
     for name in ("lstm", "neural_gpu"):
@@ -220,7 +221,7 @@ def part_b(args) -> dict:
                                  "augment_shift": args.augment_shift, "train_s": round(time.perf_counter() - t0, 1)}
         evaluators["ntpt"] = lambda d, t: program.accuracy(batch(t), hypers={"N": d})
         library = {**library, **program.networks}
-    config = BaselineConfig(embed_hidden=hidden, perceptual_lr_scale=args.perceptual_lr_scale)
+    config = BaselineConfig(embed_hidden=hidden, perceptual_lr_scale=args.perceptual_lr_scale, lr=args.lr)
     for name, digits in (("lstm2", [2]), ("lstm5", list(range(1, 6)))):
         if name not in args.models:
             continue
@@ -247,7 +248,7 @@ def part_b(args) -> dict:
     n = args.max_digits
     out["symbol_accuracy"] = {**sym, "digits": n, "bound": round(sym["net_0"] ** n * sym["net_1"] ** (n - 1), 4),
                               "note": f"net_0 on the digit cells, net_1 on the operator cells of the {n}-digit test tapes "
-                                      f"(NTPT's nets after tuning); bound = net_0^{n} * net_1^{n - 1}, the chance that all "
+                                      f"(the library's, tuned by NTPT when it ran); bound = net_0^{n} * net_1^{n - 1}, the chance that all "
                                       f"{2 * n - 1} symbols are read right"}
     return out
 
@@ -339,6 +340,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--probe-n", type=int, default=300, help="tapes per length for the learning curve")
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=None, help="the baselines' learning rate (default: each learner's, 1e-3)")
     p.add_argument("--lstm-steps", type=int, default=20000)
     p.add_argument("--lstm-hidden", type=int, default=128)
     p.add_argument("--lstm-layers", type=int, default=3)
