@@ -79,12 +79,13 @@ def records(rng: np.random.Generator, n: int, program: dict, converged_every: in
 _COLD = """
 import time
 t0 = time.perf_counter()
-import numpy as np, sys, pickle
+import numpy as np, sys
 import ntpt_dist
 t1 = time.perf_counter()
 prog = ntpt_dist.best_program(sys.argv[1], store=sys.argv[2])
 t2 = time.perf_counter()
-batch = pickle.load(open(sys.argv[3], "rb"))
+with np.load(sys.argv[3]) as arrays:
+    batch = dict(arrays) or None
 ran = None
 if batch is not None:
     prog.run(batch)
@@ -130,11 +131,8 @@ def main() -> None:
     timings["merge_store_s"] = time.perf_counter() - t
     total = sum(v for k, v in timings.items() if not k.endswith("max_call_s"))
 
-    batch_file = os.path.join(folder, "batch.pkl")
-    with open(batch_file, "wb") as handle:
-        import pickle
-
-        pickle.dump(batch, handle)
+    batch_file = os.path.join(folder, "batch.npz")  # arrays only: nothing is unpickled
+    np.savez(batch_file, **(batch or {}))
     t = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", _COLD, TASK, uri, batch_file], capture_output=True, text=True,
                           env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})

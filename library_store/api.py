@@ -20,6 +20,7 @@ import time
 import urllib.request
 from typing import Any, Optional, Union
 
+from .. import config
 from ..interpreter.errors import NtptError
 from . import base
 from .base import CHAMPION, NetState, ProgramRecord
@@ -37,7 +38,7 @@ def default_uri() -> str:
         >>> default_uri().endswith("/mlflow.db")
         True
     """
-    folder = os.path.abspath(os.environ.get("NTPT_STORE_DIR") or "ntpt-store")
+    folder = os.path.abspath(config.NTPT_STORE_DIR.get())
     return f"sqlite:///{folder}/mlflow.db"
 
 
@@ -51,7 +52,7 @@ def resolve_uri(uri: Optional[str] = None) -> str:
         >>> resolve_uri("/tmp/my-store"), resolve_uri("http://127.0.0.1:5000")
         ('sqlite:////tmp/my-store/mlflow.db', 'http://127.0.0.1:5000')
     """
-    uri = uri or os.environ.get("NTPT_STORE_URI") or default_uri()
+    uri = uri or config.NTPT_STORE_URI.get() or default_uri()
     schemes = ("sqlite:///", "http://", "https://", "postgresql", "mysql", "databricks")
     if "://" not in uri:  # a folder: the embedded store inside it
         uri = f"sqlite:///{os.path.abspath(uri)}/mlflow.db"

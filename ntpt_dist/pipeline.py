@@ -151,7 +151,8 @@ class SearchReport:
         else:
             test = "-" if self.test_accuracy is None else f"{self.test_accuracy:.4f}"
             lines += ["", "best program:", program.listing(), "",
-                      f"validation accuracy {winner_field(r, 'program_val_acc'):.4f}   test accuracy {test}",
+                      f"validation accuracy {winner_field(r, 'program_val_acc'):.4f} (as the search found it)"
+                      f"   test accuracy {test}",
                       f"validation data: {self.val_from}"]
         if self.merge is not None:
             stored = self.merge.program
