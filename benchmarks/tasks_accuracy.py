@@ -97,7 +97,8 @@ def run(args) -> dict:
         result = model.train(data["train"], restarts=args.maze_restarts, steps=args.maze_steps, seed=args.seed,
                              val_data=data["val"], progress=False, keep_programs=True)
         solved = [p for p in result.programs().values() if _is_maze_solution(p)]
-        best = result.best_program()
+        # no converged restart: report the most accurate one on the validation data
+        best = result.best_program() or max(result.programs().values(), key=lambda p: p.accuracy(data["val"]))
         test = data["test"]
         pred = best.run(test)
         out["stages"]["MAZE"] = {

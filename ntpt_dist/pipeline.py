@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 from ntpt_dist.config import default_device
 from ntpt_dist.interpreter.data_files import load_data_file
+from ntpt_dist.interpreter.errors import NtptError
 from ntpt_dist.interpreter.model import compile_file
 from ntpt_dist.interpreter.train_config import config_with
 from ntpt_dist.interpreter.tune import tune_networks
@@ -121,6 +122,10 @@ def train_task(task: Task, restarts: int = 16, steps: int = 2000, seed: int = 0,
                               val_data=task.data["val"], config=config, library=library,
                               device=device or default_device())
     program = result.best_program()
+    if program is None:
+        raise NtptError(f"no restart of {task.name} converged in {restarts} restarts of up to {steps} steps "
+                        f"({count_line(result.counts.get('started', 0), result.counts)}); "
+                        "fix: train more restarts or steps, or search on a cluster")
     test = task.data.get("test")
     return TrainReport(
         task.name, program, program.accuracy(task.data["val"]),

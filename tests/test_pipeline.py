@@ -76,3 +76,8 @@ def test_an_npz_task_without_test_data(tmp_path):
     report = search_and_merge(task, store, restarts=4, steps=200, **LOCAL)
     assert report.test_accuracy is None and "test accuracy -" in report.text()
     assert ntpt_dist.best_program("sums", store=store).test_accuracy is None
+
+
+def test_train_task_without_a_converged_restart_says_so():
+    with pytest.raises(NtptError, match=r"no restart of mod_op converged in 2 restarts of up to 1 steps .*fix: "):
+        train_task(mod_op(), restarts=2, steps=1, device="cpu")
