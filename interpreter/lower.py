@@ -309,6 +309,25 @@ class Forward:
         return self._values[slot].expand(lw.restarts, self.batch.size, lw.flat.decls[elem.name].size)
 
 
+def as_device(device: Any, here: bool = True) -> torch.device:
+    """``device`` as a ``torch.device`` (one this machine has, with ``here``), else an NtptError.
+
+    A search's driver checks only the name (``here=False``): its workers may run where the GPUs are.
+
+    Example:
+        >>> as_device("cpu")
+        device(type='cpu')
+    """
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise NtptError(f"unknown torch device {device!r} ({str(e).splitlines()[0][:120]}); "
+                        "fix: pass 'cpu', or 'cuda' / 'cuda:N' on a machine with a GPU") from None
+    if here and resolved.type == "cuda" and not torch.cuda.is_available():
+        raise NtptError(f"device {device!r} asks for CUDA, but torch sees no GPU here; fix: pass device='cpu'")
+    return resolved
+
+
 class Lowered:
     """A FlatModel as torch marginals with a leading restart dimension R.
 
@@ -338,7 +357,7 @@ class Lowered:
                  nets: Optional[Mapping[str, StackedMLP]] = None):
         if restarts < 1:
             raise NtptError(f"restarts must be >= 1, got {restarts}; fix: pass a positive number of restarts")
-        self.flat, self.restarts, self.device, self.dtype = flat, restarts, torch.device(device), dtype
+        self.flat, self.restarts, self.device, self.dtype = flat, restarts, as_device(device), dtype
         self.logits = {d.name: torch.zeros(restarts, *d.shape, d.size, device=self.device, dtype=dtype).requires_grad_()
                        for d in flat.params}
         called = {c.fn for c in _calls(flat)}

@@ -26,6 +26,7 @@ from typing import Any, Optional
 from ..interpreter.discrete import check_data
 from ..interpreter.engine import restart_seed
 from ..interpreter.errors import NtptError
+from ..interpreter.lower import as_device
 from ..interpreter.policy import JumpPolicy, StopReason, StopRule
 from ..interpreter.policy import winner as pick_winner
 from ..interpreter.records import (
@@ -143,6 +144,8 @@ def search(
         check_data(flat, data, "data")
         if val_data is not None:
             check_data(flat, val_data, "val_data")
+    if device is not None:
+        as_device(device, here=False)  # a misspelt name fails here; a GPU is the workers' to have
     if isinstance(journal, (str,)) or hasattr(journal, "__fspath__"):
         journal = Journal(journal)
     sinks: list[RestartSink] = [s for s in (store, journal) if s is not None]
