@@ -27,6 +27,7 @@ from typing import NamedTuple, Optional, Union
 
 import numpy as np
 
+from .. import config
 from ..interpreter.errors import NtptError
 from . import operator_symbols
 
@@ -80,10 +81,7 @@ def cache_dir() -> Path:
         >>> cache_dir().name  # doctest: +SKIP
         'ntpt-dist'
     """
-    if os.environ.get("NTPT_CACHE_DIR"):
-        return Path(os.environ["NTPT_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "ntpt-dist"
+    return config.cache_dir()
 
 
 def mnist(split: str, data_dir: Optional[PathLike] = None) -> ImageSet:
@@ -207,8 +205,8 @@ def _locate(explicit: Optional[PathLike]) -> tuple[Path, bool]:
     """(folder, True if it is the default cache where downloads are allowed)."""
     if explicit is not None:
         return Path(explicit).expanduser(), False
-    if os.environ.get("NTPT_DATA_DIR"):
-        return Path(os.environ["NTPT_DATA_DIR"]).expanduser(), False
+    if config.NTPT_DATA_DIR.is_set():
+        return config.NTPT_DATA_DIR.get(), False
     return cache_dir(), True
 
 

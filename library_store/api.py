@@ -291,7 +291,7 @@ def serve_ui(store: StoreLike = None, port: Optional[int] = None, wait_s: float 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true")}
+    env = {**os.environ, **config.telemetry_settings()}  # the server phones home no more than this process
     log = open(os.path.join(os.path.dirname(_local(uri)) or ".", f"mlflow-ui-{port}.log"), "w")
     proc = ServerProcess(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",

@@ -29,13 +29,13 @@ import ray
 from ray._private import ray_constants
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
 
+from .. import config
 from ..interpreter.errors import NtptError
 from . import ray_reaper
 from .backends import ActorLost
 from .worker import Assignment, BlockWorker
 
 LOOPBACK = "127.0.0.1"
-TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
 JOIN_FIX = "start that cluster (ray start --head), pass the address of a live one, or leave the address out"
 NO_PROXY_HERE = "http://127.0.0.1:9"  # the discard port: a proxy that refuses every request, on loopback
 
@@ -57,14 +57,13 @@ def init_ray(address: Optional[str] = None, **kwargs: Any) -> bool:
     """
     if ray.is_initialized():
         return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    config.set_telemetry_defaults()
     kwargs.setdefault("log_to_driver", True)
     kwargs.setdefault("logging_level", "warning")
     if address in (None, "local"):
-        if os.environ.get("RAY_ADDRESS"):
+        if config.RAY_ADDRESS.get():
             warnings.warn(
-                f"RAY_ADDRESS={os.environ['RAY_ADDRESS']} is set, but without an address a search starts a local "
+                f"RAY_ADDRESS={config.RAY_ADDRESS.get()} is set, but without an address a search starts a local "
                 "Ray of its own; pass address='auto' (--address auto) to join that cluster instead", stacklevel=2,
             )
         _start_local(**kwargs)
@@ -106,8 +105,8 @@ def _bootstrap_target(address: str) -> Optional[tuple[str, int, str]]:
     """(host, port, where that came from) that ``ray.init(address)`` will connect to, when this can tell."""
     source = f"address {address!r}"
     if address == "auto":
-        if os.environ.get("RAY_ADDRESS") not in (None, "", "auto", "local"):
-            address, source = os.environ["RAY_ADDRESS"], "address 'auto' reads RAY_ADDRESS"
+        if config.RAY_ADDRESS.get() not in (None, "auto", "local"):
+            address, source = config.RAY_ADDRESS.get(), "address 'auto' reads RAY_ADDRESS"
         else:
             read = getattr(getattr(ray._private, "utils", None), "read_ray_address", None)
             recorded = read() if read else None  # what the last `ray start` on this machine wrote
@@ -182,7 +181,7 @@ def worker_env() -> dict[str, str]:
     The driver's own settings (ntpt_dist's defaults, unless the user set them) travel
     with each actor: on another node its environment is that node's, not the driver's.
     """
-    return {name: os.environ.get(name, default) for name, default in TELEMETRY_OFF.items()}
+    return config.telemetry_settings()
 
 
 class RayWorker:
@@ -204,7 +203,7 @@ class RayWorker:
 
     def info(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(), "name": self.where,
-                "env": {name: os.environ.get(name) for name in TELEMETRY_OFF}}
+                "env": {var.name: os.environ.get(var.name) for var in config.TELEMETRY}}
 
 
 class RayBackend:

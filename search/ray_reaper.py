@@ -22,7 +22,6 @@ import os
 import secrets
 import select
 import signal
-import subprocess
 import sys
 import time
 from typing import Optional
@@ -31,7 +30,7 @@ MARK = "NTPT_LOCAL_RAY"
 POLL_S = 1.0
 GRACE_S = 2.0
 
-_watchers: list[subprocess.Popen] = []  # kept: their pipes' write ends must stay open while the driver lives
+_watchers: list[tuple[int, int]] = []  # (pid, write end of its pipe): open while the driver lives
 
 
 def new_token() -> dict[str, str]:
@@ -39,18 +38,35 @@ def new_token() -> dict[str, str]:
     return {MARK: secrets.token_hex(8)}
 
 
-def watch(marker: dict[str, str]) -> Optional[subprocess.Popen]:
-    """Start the reaper of the cluster whose processes carry ``marker`` (Linux only; else ``None``)."""
+def watch(marker: dict[str, str]) -> Optional[int]:
+    """Start the reaper of the cluster whose processes carry ``marker``; its pid (Linux only; else ``None``).
+
+    A plain pipe and ``posix_spawn``, not ``subprocess.Popen``: the reaper is meant to outlive every
+    object of this process, and a Popen object would warn about that at exit.
+    """
     if not sys.platform.startswith("linux"):
         return None
+    for pid, _ in list(_watchers):  # collect reapers whose cluster was shut down
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _watchers.remove(next(w for w in _watchers if w[0] == pid))
     env = {k: v for k, v in os.environ.items() if k != MARK}
-    proc = subprocess.Popen(
-        [sys.executable, "-S", "-u", os.path.abspath(__file__), marker[MARK]],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-        start_new_session=True,  # Ctrl-C in the driver's terminal must not stop it first
-    )
-    _watchers.append(proc)
-    return proc
+    read, write = os.pipe()  # both ends close on exec: only the reaper's stdin (a dup) stays open in it
+    try:
+        pid = os.posix_spawn(
+            sys.executable, [sys.executable, "-S", "-u", os.path.abspath(__file__), marker[MARK]], env,
+            file_actions=[(os.POSIX_SPAWN_DUP2, read, 0),
+                          (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                          (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)],
+            setsid=True,  # Ctrl-C in the driver's terminal must not stop it first
+        )
+    finally:
+        os.close(read)
+    _watchers.append((pid, write))
+    return pid
 
 
 def marked(token: str) -> list[int]:

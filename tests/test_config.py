@@ -61,12 +61,14 @@ def test_the_checker_finds_reads():
     assert variable_reads(ast.parse(code)) == [2, 3, 4]
 
 
-def test_the_interpreter_and_the_search_read_no_environment_variable_themselves():
-    """Only ntpt_dist/config.py reads settings from the environment for them (search/ray_backend.py also
-    sets what Ray's processes inherit, so it is left out)."""
-    files = sorted((REPO / "interpreter").glob("*.py")) + sorted((REPO / "search").glob("*.py"))
+def test_the_packages_read_no_environment_variable_themselves():
+    """Only ntpt_dist/config.py reads settings from the environment (search/ray_backend.py also sets
+    what Ray's processes inherit and reports what an actor has, so it is left out)."""
+    packages = ("interpreter", "search", "library_store", "experiments", "ntpt_dist")
+    files = [path for package in packages for path in sorted((REPO / package).glob("*.py"))]
+    assert len(files) > 60
     for path in files:
-        if path.name == "ray_backend.py":
+        if path.name == "ray_backend.py" or path.relative_to(REPO).as_posix() == "ntpt_dist/config.py":
             continue
         reads = variable_reads(ast.parse(path.read_text()))
         assert not reads, f"{path.relative_to(REPO)}:{reads[0]} reads the environment; declare it in ntpt_dist/config.py"

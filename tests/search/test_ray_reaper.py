@@ -29,7 +29,7 @@ bystander = subprocess.Popen(sleep, start_new_session=True)
 while not ray_reaper.marked(marker[ray_reaper.MARK]):  # until the agent runs with its environment
     time.sleep(0.01)
 watcher = ray_reaper.watch(marker)
-print(agent.pid, bystander.pid, watcher.pid, marker[ray_reaper.MARK], flush=True)
+print(agent.pid, bystander.pid, watcher, marker[ray_reaper.MARK], flush=True)
 time.sleep(120)
 """
 
@@ -51,6 +51,8 @@ def driver():
     pids = [int(agent), int(bystander), int(watcher)]
     yield proc, pids, token
     proc.kill()
+    proc.wait()
+    proc.stdout.close()
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
