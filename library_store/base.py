@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import abc
 import re
-import uuid
 from collections.abc import Mapping
 from contextlib import AbstractContextManager as ContextManager
 from typing import Any, Optional, Union
 
 from ..interpreter.errors import NtptError
+from ..interpreter.records import STATUSES, new_search_id
 from .evaluate import Batch
 from .merge import Evaluate
 from .merging import merge_into
@@ -47,12 +47,6 @@ __all__ = [
 ]
 Version = Union[int, str, Mapping[str, int]]
 CHAMPION = "champion"
-STATUSES = ("converged", "stopped", "diverged", "failed")
-
-
-def new_search_id() -> str:
-    """A fresh search id (32 hex digits)."""
-    return uuid.uuid4().hex
 
 
 def check_record(record: Mapping[str, Any]) -> None:
