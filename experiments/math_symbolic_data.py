@@ -83,6 +83,28 @@ def symbolic_sets(digits, n: int, seed: int, split: str = "test") -> dict[int, T
     return {int(d): symbolic_math(int(d), n, seed, split) for d in digits}
 
 
+def misread_accuracy(digit_accuracy: float, digits: int, n: int = 100_000, seed: int = 0) -> float:
+    """How often an exact MATH program is still right when each digit is misread with probability 1 - ``digit_accuracy``.
+
+    A misread digit becomes one of the 9 others uniformly; operators are read right.
+    Many misreads do not change the value modulo 19 (a product with 0, a quotient
+    that rounds the same), so this is well above ``digit_accuracy ** digits``: it is the
+    ceiling that net_0 sets on NTPT's perceptual MATH accuracy (Fig. 8(b)).
+
+    Example:
+        >>> misread_accuracy(1.0, 16, n=100)
+        1.0
+    """
+    data = symbolic_math(digits, n, seed)
+    tape = data.inputs["tape"].copy()
+    rng = np.random.default_rng([int(seed), 1])
+    read = tape[:, 0::2]
+    wrong = rng.random(read.shape) >= digit_accuracy
+    read[wrong] = (read[wrong] + rng.integers(1, 10, int(wrong.sum()))) % 10
+    tape[:, 0::2] = read
+    return float(np.mean(fold(tape) == data.outputs["result"]))
+
+
 def symbol_tape(task: str, inputs, symbols: int):
     """The integer tape ``[n, length >= 1]`` of a model's inputs, its symbols checked to lie in 0..symbols-1.
 

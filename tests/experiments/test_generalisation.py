@@ -11,7 +11,13 @@ from ntpt_dist.experiments import generalisation
 from ntpt_dist.experiments.baselines import BaselineConfig
 from ntpt_dist.experiments.baselines_math import LSTMBaseline, accuracy_by_length, train_lstm
 from ntpt_dist.experiments.listings import listing_math
-from ntpt_dist.experiments.math_symbolic_data import N_SYMBOLS, math_params_from_listing, symbolic_math, symbolic_sets
+from ntpt_dist.experiments.math_symbolic_data import (
+    N_SYMBOLS,
+    math_params_from_listing,
+    misread_accuracy,
+    symbolic_math,
+    symbolic_sets,
+)
 from ntpt_dist.experiments.neural_gpu import NeuralGPU
 from ntpt_dist.experiments.registry import load_model
 from ntpt_dist.experiments.tasks import TaskData
@@ -146,3 +152,11 @@ def test_combine_merges_runs_of_separate_models_and_refuses_a_model_twice(tmp_pa
     assert sorted(merged["models"]) == ["lstm", "neural_gpu"] and [r["command"] for r in merged["runs"]] == ["c1", "c2"]
     with pytest.raises(NtptError, match="two of the files"):
         generalisation.combine([one, one])
+
+
+def test_misread_digits_cost_less_than_every_misread_being_fatal():
+    """At 97.5% per digit (the paper's net_0) an exact program is right on far more than 0.975^16 of 16-digit tapes."""
+    assert misread_accuracy(1.0, 16, n=2000) == 1.0
+    at_paper = misread_accuracy(0.975, 16, n=20000)
+    assert 0.975 ** 16 + 0.1 < at_paper < 0.95
+    assert misread_accuracy(0.9, 16, n=20000) < at_paper
