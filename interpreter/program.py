@@ -179,7 +179,8 @@ class Program:
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (JSON-able except the numpy arrays of the networks).
 
-        Keys: ``source``, ``filename``, ``hypers``, ``params``, ``networks``, ``meta``.
+        Keys: ``source``, ``filename``, ``hypers``, ``params``, ``networks``, ``meta`` and ``listing``
+        (the name of its pretty printer in :func:`listing_registry`, or None).
 
         Example:
             >>> from ntpt_dist.interpreter.model import compile_source

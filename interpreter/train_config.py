@@ -22,7 +22,7 @@ class TrainConfig:
     """How restarts are trained (keyword arguments with defaults; see docs/design.md).
 
     Attributes:
-        optimizer: ``"rmsprop"`` or ``"adam"`` (elementwise, per-slot state).
+        optimizer: ``"rmsprop"`` or ``"adam"`` (per-slot state; Adam runs fused, see ``optim.py``).
         lr: learning rate of the Params.
         net_lr_scale: rate of library networks relative to ``lr`` (the paper: 100x smaller).
         new_net_lr_scale: rate of networks not in the library, relative to ``lr``.
