@@ -196,9 +196,11 @@ def part_b(args) -> dict:
     from .tasks import make_task
 
     started = time.perf_counter()
-    library = library_2x2(Path(args.library or f"runs/fig8/library_seed{args.seed}.npz"), args.seed, args.library_store)
-    out: dict = {"perceptual": {}, "models": {}, "library_s": round(time.perf_counter() - started, 1),
-                 "library": args.library_store or "trained here (benchmarks/tasks_accuracy.py add, apply stages)"}
+    cache = Path(args.library or f"runs/fig8/library_seed{args.seed}.npz")
+    source = (f"cache {cache}" if cache.exists() else f"store {args.library_store}" if args.library_store
+              else "trained here (benchmarks/tasks_accuracy.py add, apply stages)")
+    library = library_2x2(cache, args.seed, args.library_store)
+    out: dict = {"perceptual": {}, "models": {}, "library_s": round(time.perf_counter() - started, 1), "library": source}
     hidden = tuple(int(h) for h in library["net_0"]["signature"].split("|")[1].split("-"))
     lengths = list(range(1, args.max_digits + 1))
 
