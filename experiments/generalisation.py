@@ -296,11 +296,14 @@ def figure(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def combine(paths: list[Path]) -> dict:
+def combine(paths: list) -> dict:
     """One result from several runs' JSON files: their accuracies and models merged, each run's command kept.
 
+    A file named ``FILE:m1,m2`` contributes only the models ``m1``, ``m2`` (e.g. one of
+    the two LSTMs of a part b run, the other taken from a run with another setting).
+
     Raises:
-        NtptError: no files, or a model that two files both report.
+        NtptError: no files, a model that two files both contribute, or a named model a file lacks.
     """
     from ..interpreter.errors import NtptError
 
@@ -309,7 +312,17 @@ def combine(paths: list[Path]) -> dict:
     out: dict = {"runs": []}
     models: dict = {}
     for path in paths:
+        path, _, only = str(path).partition(":")
         run = json.loads(Path(path).read_text())
+        if only:
+            keep_models = only.split(",")
+            found = {name for kind in ("symbolic", "perceptual") for name in run.get(kind, {})}
+            if set(keep_models) - found:
+                raise NtptError(f"{path} has no model {sorted(set(keep_models) - found)}; it has {sorted(found)}")
+            for kind in ("symbolic", "perceptual"):
+                if kind in run:
+                    run[kind] = {k: v for k, v in run[kind].items() if k in keep_models}
+            run["models"] = {k: v for k, v in run.get("models", {}).items() if k in keep_models}
         models.setdefault("symbolic" if "symbolic" in run else "perceptual", {}).update(run.get("models", {}))
         for kind in ("symbolic", "perceptual"):
             for name, acc in run.get(kind, {}).items():
@@ -318,7 +331,8 @@ def combine(paths: list[Path]) -> dict:
                 out[kind][name] = acc
         keep = ("part", "command", "wall_s", "machine", "train_digits", "max_digits", "test_n", "seed",
                 "paper_at_16_digits", "symbol_accuracy", "library")
-        out["runs"].append({"file": str(path), **{k: run[k] for k in keep if k in run}})
+        out["runs"].append({"file": path, **({"models": only.split(",")} if only else {}),
+                            **{k: run[k] for k in keep if k in run}})
         for key in ("train_digits", "max_digits", "paper_at_16_digits", "symbol_accuracy", "library"):
             if key in run:
                 out.setdefault(key, run[key])
@@ -329,7 +343,8 @@ def combine(paths: list[Path]) -> dict:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ntpt_dist.experiments.generalisation", description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=("a", "b"))
-    p.add_argument("--combine", type=Path, nargs="+", help="merge these result JSON files instead of running")
+    p.add_argument("--combine", nargs="+", metavar="FILE[:MODELS]",
+                   help="merge these result JSON files instead of running (FILE:m1,m2 takes only those models)")
     p.add_argument("--models", default=None, help="comma list; a: ntpt,lstm,neural_gpu; b: ntpt,lstm2,lstm5 (default: all)")
     p.add_argument("--out", type=Path, help="write the JSON here (else stdout only)")
     p.add_argument("--figure", type=Path, help="write the figure (PNG) here")

@@ -152,6 +152,13 @@ def test_combine_merges_runs_of_separate_models_and_refuses_a_model_twice(tmp_pa
     assert sorted(merged["models"]) == ["lstm", "neural_gpu"] and [r["command"] for r in merged["runs"]] == ["c1", "c2"]
     with pytest.raises(NtptError, match="two of the files"):
         generalisation.combine([one, one])
+    picked = generalisation.combine([f"{one}:lstm", f"{two}:neural_gpu"])
+    assert sorted(picked["symbolic"]) == ["lstm", "neural_gpu"] and picked["runs"][0]["models"] == ["lstm"]
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps({"symbolic": {"lstm": {"1": 0.1}, "neural_gpu": {"1": 0.2}}, "models": {}}))
+    assert generalisation.combine([f"{both}:neural_gpu", one])["symbolic"] == {"neural_gpu": {"1": 0.2}, "lstm": {"1": 0.5}}
+    with pytest.raises(NtptError, match="has no model"):
+        generalisation.combine([f"{one}:ntpt"])
 
 
 def test_misread_digits_cost_less_than_every_misread_being_fatal():
