@@ -42,10 +42,12 @@ def check_all(result, n, seed=3):
 
 
 def test_ray_search_accounts_for_every_restart_like_the_local_one(local_ray):
-    result = search(("src", {}), {"x": [0]}, restarts=16, **kwargs())
+    # restarts slow enough (1.5 s a wave) that the second actor is up before the first has done them all
+    slow = kwargs(block_factory=fakes.fake_factory(step_cost_s=0.005))
+    result = search(("src", {}), {"x": [0]}, restarts=16, **slow)
     check_all(result, 16)
     assert len({r.actor for r in result.records.values()}) == 2
-    local = search(("src", {}), {"x": [0]}, restarts=16, backend="local", **kwargs())
+    local = search(("src", {}), {"x": [0]}, restarts=16, backend="local", **slow)
     for k in range(16):
         assert result.records[k].trajectory == local.records[k].trajectory
     assert result.winner.index == local.winner.index
@@ -61,10 +63,13 @@ class KillingBackend(RayBackend):
 
     def wait(self, tickets, timeout):
         out = super().wait(tickets, timeout)
-        for _, outcome in out:
-            if self.killed is None and isinstance(outcome, WorkerReport) and outcome.running and 0 in self._actors:
+        started = any(isinstance(outcome, WorkerReport) and outcome.running for _, outcome in out)
+        if self.killed is None and started and 0 in self._actors:
+            # the report may come from the other actor: ask actor 0 itself what it holds, kill it only then
+            held = ray.get(self.actor(0).run.remote([], 0.0)).in_flight
+            if held:
                 self.killed = ray.get(self.actor(0).info.remote())
-                self.victims = ray.get(self.actor(0).run.remote([], 0.0)).in_flight
+                self.victims = held
                 ray.kill(self.actor(0), no_restart=True)
         return out
 
