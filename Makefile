@@ -25,9 +25,10 @@ install: $(BIN)/.installed
 lint: install
 	$(BIN)/ruff check .
 
-# Core suite + Ray tests; `slow` and `gpu` tests are opt-in (make test-all).
+# Core suite + Ray tests, on two worker processes (the CI machine's two cores);
+# `slow` and `gpu` tests are opt-in (make test-all).
 test: install lint
-	$(BIN)/python -m pytest -m "not slow and not gpu" -p no:cacheprovider --timeout=900
+	$(BIN)/python -m pytest -n 2 -m "not slow and not gpu" -p no:cacheprovider --timeout=900
 
 test-all: install
 	$(BIN)/python -m pytest -p no:cacheprovider
