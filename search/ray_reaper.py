@@ -46,13 +46,15 @@ def watch(marker: dict[str, str]) -> Optional[int]:
     """
     if not sys.platform.startswith("linux"):
         return None
-    for pid, _ in list(_watchers):  # collect reapers whose cluster was shut down
+    for watcher in list(_watchers):  # collect reapers whose cluster was shut down, and close their pipes
+        pid, write = watcher
         try:
             done, _status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             done = pid
         if done:
-            _watchers.remove(next(w for w in _watchers if w[0] == pid))
+            os.close(write)
+            _watchers.remove(watcher)
     env = {k: v for k, v in os.environ.items() if k != MARK}
     read, write = os.pipe()  # both ends close on exec: only the reaper's stdin (a dup) stays open in it
     try:

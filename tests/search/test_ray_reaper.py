@@ -78,3 +78,25 @@ def test_the_reaper_ends_once_its_cluster_is_gone(driver):
     os.kill(agent, signal.SIGKILL)  # as ray.shutdown stops the cluster
     assert _wait_until(lambda: not netprobe.running(watcher), 2 * ray_reaper.POLL_S + 10)
     assert proc.poll() is None and netprobe.running(bystander)
+
+
+def test_a_new_cluster_s_reaper_collects_the_last_one_and_closes_its_pipe():
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    first, second = ray_reaper.new_token(), ray_reaper.new_token()
+    agents = [subprocess.Popen(sleep, env={**os.environ, **m}) for m in (first, second)]
+    try:
+        assert _wait_until(lambda: ray_reaper.marked(first[ray_reaper.MARK]), 10)
+        open_fds = len(os.listdir("/proc/self/fd"))
+        old = ray_reaper.watch(first)
+        agents[0].kill()  # the first cluster is shut down: its reaper ends by itself
+        agents[0].wait()
+        assert _wait_until(lambda: not netprobe.running(old), 2 * ray_reaper.POLL_S + 10)
+        assert _wait_until(lambda: ray_reaper.marked(second[ray_reaper.MARK]), 10)
+        new = ray_reaper.watch(second)
+        assert [pid for pid, _ in ray_reaper._watchers] == [new]
+        assert len(os.listdir("/proc/self/fd")) == open_fds + 1  # the new pipe's end; the old one closed
+    finally:
+        for agent in agents:
+            agent.kill()
+            agent.wait()
+        assert _wait_until(lambda: all(not netprobe.running(pid) for pid, _ in ray_reaper._watchers), 15)
