@@ -29,16 +29,7 @@ def free_port() -> int:
 
 
 def alive(pids):
-    return [pid for pid in pids if os.path.exists(f"/proc/{pid}") and _not_zombie(pid)]
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            stat = handle.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
+    return [pid for pid in pids if netprobe.running(pid)]
 
 
 def wait_for_line(proc: subprocess.Popen, text: str, timeout_s: float) -> str:
