@@ -7,7 +7,8 @@ the actor; the training data is put in the object store once and shared.
 Without an address a search starts a fresh single-node Ray of its own (never
 one found through ``RAY_ADDRESS`` or the cluster ``ray start`` recorded), whose
 processes listen on 127.0.0.1 only and try to reach no other host
-(docs/security.md, "The local cluster"). ``address="auto"``,
+(docs/security.md, "The local cluster"), and whose processes end with the
+driver however it ends (``ray_reaper.py``). ``address="auto"``,
 ``"host:port"`` or ``"ray://host:10001"`` joins a cluster, which must answer
 within seconds. A Ray session that is already initialised in this process (a
 notebook, a test fixture, ``ray.cluster_utils.Cluster``) is reused and left
