@@ -80,23 +80,46 @@ def test_the_reaper_ends_once_its_cluster_is_gone(driver):
     assert proc.poll() is None and netprobe.running(bystander)
 
 
-def test_a_new_cluster_s_reaper_collects_the_last_one_and_closes_its_pipe():
-    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
-    first, second = ray_reaper.new_token(), ray_reaper.new_token()
-    agents = [subprocess.Popen(sleep, env={**os.environ, **m}) for m in (first, second)]
+# Two clusters one after the other in a fresh process (no other test's reapers there): the second
+# watch() collects the first reaper, which ended with its cluster, and closes its pipe.
+SUCCESSION = """
+import os, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+import ray_reaper
+def running(pid):
     try:
-        assert _wait_until(lambda: ray_reaper.marked(first[ray_reaper.MARK]), 10)
-        open_fds = len(os.listdir("/proc/self/fd"))
-        old = ray_reaper.watch(first)
-        agents[0].kill()  # the first cluster is shut down: its reaper ends by itself
-        agents[0].wait()
-        assert _wait_until(lambda: not netprobe.running(old), 2 * ray_reaper.POLL_S + 10)
-        assert _wait_until(lambda: ray_reaper.marked(second[ray_reaper.MARK]), 10)
-        new = ray_reaper.watch(second)
-        assert [pid for pid, _ in ray_reaper._watchers] == [new]
-        assert len(os.listdir("/proc/self/fd")) == open_fds + 1  # the new pipe's end; the old one closed
-    finally:
-        for agent in agents:
-            agent.kill()
-            agent.wait()
-        assert _wait_until(lambda: all(not netprobe.running(pid) for pid, _ in ray_reaper._watchers), 15)
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+def until(condition, timeout_s=15):
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+first, second = ray_reaper.new_token(), ray_reaper.new_token()
+agents = [subprocess.Popen(sleep, env={**os.environ, **m}) for m in (first, second)]
+assert until(lambda: ray_reaper.marked(first[ray_reaper.MARK]) and ray_reaper.marked(second[ray_reaper.MARK]))
+old = ray_reaper.watch(first)
+old_write = ray_reaper._watchers[0][1]
+agents[0].kill(); agents[0].wait()  # the first cluster is shut down: its reaper ends by itself
+assert until(lambda: not running(old)), "the first reaper did not end with its cluster"
+new = ray_reaper.watch(second)
+new_write = ray_reaper._watchers[-1][1]
+try:
+    os.fstat(old_write)
+    still_open = old_write != new_write  # the number may be the new pipe's, reused
+except OSError:
+    still_open = False
+print([pid for pid, _ in ray_reaper._watchers] == [new], still_open, flush=True)
+agents[1].kill(); agents[1].wait()
+assert until(lambda: not running(new)), "the second reaper did not end with its cluster"
+"""
+
+
+def test_a_new_cluster_s_reaper_collects_the_last_one_and_closes_its_pipe():
+    folder = str(Path(ray_reaper.__file__).parent)
+    done = subprocess.run([sys.executable, "-c", SUCCESSION, folder], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "False"], done.stdout  # one reaper listed; the old pipe closed
