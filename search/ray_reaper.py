@@ -71,6 +71,17 @@ def watch(marker: dict[str, str]) -> Optional[int]:
     return pid
 
 
+def _stat(pid: int) -> Optional[tuple[int, str, str]]:
+    """(parent pid, state, start time) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[1]), fields[0], fields[19]
+
+
 def marked(token: str) -> list[int]:
     """Running processes (not zombies) whose environment carries ``MARK=token``."""
     needle = f"{MARK}={token}".encode()
@@ -82,13 +93,47 @@ def marked(token: str) -> list[int]:
             with open(f"/proc/{entry}/environ", "rb") as handle:
                 if needle not in handle.read().split(b"\0"):
                     continue
-            with open(f"/proc/{entry}/stat") as handle:
-                stat = handle.read()
         except OSError:
             continue  # ended meanwhile, or not ours to read
-        if stat[stat.rindex(")") + 2] != "Z":
+        stat = _stat(int(entry))
+        if stat is not None and stat[1] != "Z":
             found.append(int(entry))
     return found
+
+
+def cluster(token: str) -> dict[int, str]:
+    """The marked processes and everything below them: pid -> start time.
+
+    Ray renames some of its processes (``ray::DashboardAgent``), and renaming may overwrite the
+    memory ``/proc/<pid>/environ`` reads, so the mark alone can miss them; they are found as the
+    marked raylet's children.
+    """
+    roots = marked(token)
+    children: dict[int, list[int]] = {}
+    starts: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _stat(int(entry))
+            if stat is not None and stat[1] != "Z":
+                children.setdefault(stat[0], []).append(int(entry))
+                starts[int(entry)] = stat[2]
+    found, todo = {}, list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in starts and pid not in found and pid != os.getpid():
+            found[pid] = starts[pid]
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def _running(known: dict[int, str]) -> list[int]:
+    """Those of ``known`` still running as the same process (a reused pid has another start time)."""
+    out = []
+    for pid, start in known.items():
+        stat = _stat(pid)
+        if stat is not None and stat[1] != "Z" and stat[2] == start:
+            out.append(pid)
+    return out
 
 
 def _signal(pids: list[int], signum: int) -> None:
@@ -99,28 +144,34 @@ def _signal(pids: list[int], signum: int) -> None:
             pass
 
 
-def reap(token: str, grace_s: float = GRACE_S) -> int:
-    """SIGTERM every process carrying ``token``, SIGKILL those still running ``grace_s`` later; returns how many."""
-    pids = marked(token)
+def reap(token: str, known: Optional[dict[int, str]] = None, grace_s: float = GRACE_S) -> int:
+    """SIGTERM the cluster's processes (marked, or ``known`` below a marked one), SIGKILL those still
+    running ``grace_s`` later; returns how many there were."""
+    known = {**(known or {}), **cluster(token)}
+    pids = _running(known)
     _signal(pids, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and marked(token):
+    while time.monotonic() < deadline and _running(known):
         time.sleep(0.1)
-    _signal(marked(token), signal.SIGKILL)
+    _signal(_running(known), signal.SIGKILL)
     return len(pids)
 
 
 def main(token: str) -> None:
     stdin = sys.stdin.buffer
     empty = 0
+    known: dict[int, str] = {}  # the cluster as last seen while the driver lived (its raylet dies with it)
     while True:
         ready, _, _ = select.select([stdin], [], [], POLL_S)
         if ready and not os.read(stdin.fileno(), 4096):
             break  # the driver is gone
-        empty = 0 if marked(token) else empty + 1
+        now = cluster(token)
+        known = {pid: start for pid, start in known.items() if _running({pid: start})}  # drop the ended
+        known.update(now)
+        empty = 0 if now else empty + 1
         if empty >= 2:
             return  # the cluster was shut down (seen twice, not a process between fork and exec)
-    reap(token)
+    reap(token, known)
 
 
 if __name__ == "__main__":

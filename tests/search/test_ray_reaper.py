@@ -16,20 +16,25 @@ from . import netprobe
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads processes from Linux's /proc")
 
-# A stand-in driver: starts two long sleepers, one carrying the cluster's mark (an orphaned agent
-# to be) and one not, starts the reaper, prints their pids and waits to be killed.
+# A stand-in driver: starts a process carrying the cluster's mark (a raylet to be) whose own child
+# has lost the mark (as a Ray agent's environment can, once Ray renames the process), and a
+# bystander without it; starts the reaper, prints the pids and waits to be killed.
 DRIVER = """
 import os, subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
 import ray_reaper
 marker = ray_reaper.new_token()
 sleep = [sys.executable, "-c", "import time; time.sleep(120)"]
-agent = subprocess.Popen(sleep, env={**os.environ, **marker}, start_new_session=True)
+parent = [sys.executable, "-c", "import os, subprocess, sys, time; env = dict(os.environ); env.pop(sys.argv[1]); "
+          "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], env=env); "
+          "print(child.pid, flush=True); time.sleep(120)", ray_reaper.MARK]
+agent = subprocess.Popen(parent, env={**os.environ, **marker}, start_new_session=True, stdout=subprocess.PIPE, text=True)
+unmarked = int(agent.stdout.readline())
 bystander = subprocess.Popen(sleep, start_new_session=True)
 while not ray_reaper.marked(marker[ray_reaper.MARK]):  # until the agent runs with its environment
     time.sleep(0.01)
 watcher = ray_reaper.watch(marker)
-print(agent.pid, bystander.pid, watcher, marker[ray_reaper.MARK], flush=True)
+print(agent.pid, bystander.pid, watcher, marker[ray_reaper.MARK], unmarked, flush=True)
 time.sleep(120)
 """
 
@@ -47,8 +52,8 @@ def _wait_until(condition, timeout_s: float) -> bool:
 def driver():
     folder = str(Path(ray_reaper.__file__).parent)
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, folder], stdout=subprocess.PIPE, text=True)
-    agent, bystander, watcher, token = proc.stdout.readline().split()
-    pids = [int(agent), int(bystander), int(watcher)]
+    agent, bystander, watcher, token, unmarked = proc.stdout.readline().split()
+    pids = [int(agent), int(bystander), int(watcher), int(unmarked)]
     yield proc, pids, token
     proc.kill()
     proc.wait()
@@ -61,20 +66,21 @@ def driver():
 
 
 def test_a_killed_driver_s_marked_processes_are_stopped_and_no_other(driver):
-    proc, (agent, bystander, watcher), token = driver
-    assert ray_reaper.marked(token) == [agent]
+    proc, (agent, bystander, watcher, unmarked), token = driver
+    assert ray_reaper.marked(token) == [agent] and sorted(ray_reaper.cluster(token)) == sorted([agent, unmarked])
     time.sleep(2 * ray_reaper.POLL_S)
     assert netprobe.running(agent) and netprobe.running(watcher), "the reaper acted while its driver was alive"
 
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert _wait_until(lambda: not netprobe.running(agent), ray_reaper.POLL_S + ray_reaper.GRACE_S + 10)
+    assert _wait_until(lambda: not netprobe.running(unmarked), 10), "a child of the cluster was left running"
     assert _wait_until(lambda: not netprobe.running(watcher), 10), "the reaper outlived its work"
     assert netprobe.running(bystander), "a process without the cluster's mark was stopped"
 
 
 def test_the_reaper_ends_once_its_cluster_is_gone(driver):
-    proc, (agent, bystander, watcher), token = driver
+    proc, (agent, bystander, watcher, unmarked), token = driver
     os.kill(agent, signal.SIGKILL)  # as ray.shutdown stops the cluster
     assert _wait_until(lambda: not netprobe.running(watcher), 2 * ray_reaper.POLL_S + 10)
     assert proc.poll() is None and netprobe.running(bystander)
