@@ -23,6 +23,7 @@ trajectory is the same whether it ran alone, in a block or on another actor.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -200,6 +201,7 @@ class BlockWorker:
         self.name = name
         self._factory = block_factory or real_block
         self._queue: list[Assignment] = []
+        self._lock = threading.Lock()  # the queue: ``revoke`` may run on another thread beside ``run``
         self._main: Optional[_Lane] = None
         self._solo: list[_Lane] = []
         self.slot_steps = 0  # slots x steps stepped, and how many of them trained a restart:
@@ -210,7 +212,20 @@ class BlockWorker:
 
     def assign(self, assignments: list[Assignment]) -> None:
         """Queue restarts; they start as slots free up (solo ones in their own 1-slot block)."""
-        self._queue.extend(assignments)
+        with self._lock:
+            self._queue.extend(assignments)
+
+    def revoke(self, indices: list[int]) -> list[int]:
+        """Take back queued restarts that have not started (for another worker to run); returns those taken.
+
+        Safe to call from another thread while :meth:`run` trains: a restart is
+        either taken back here or started there, never both.
+        """
+        wanted = set(indices)
+        with self._lock:
+            taken = [a.index for a in self._queue if a.index in wanted]
+            self._queue = [a for a in self._queue if a.index not in wanted]
+        return taken
 
     def running(self) -> list[int]:
         """Indices of restarts training in a slot here now."""
@@ -219,7 +234,9 @@ class BlockWorker:
 
     def in_flight(self) -> list[int]:
         """Indices of restarts queued or running here."""
-        return self.running() + [a.index for a in self._queue]
+        with self._lock:
+            queued = [a.index for a in self._queue]
+        return self.running() + queued
 
     def run(self, seconds: float = 2.0) -> WorkerReport:
         """Train for about ``seconds`` (at least one evaluation round) and report what finished.
@@ -261,8 +278,7 @@ class BlockWorker:
         """Start queued restarts in free slots, then evaluate them once at step 0."""
         started: dict[int, list[int]] = {}
         lanes: dict[int, _Lane] = {}
-        while self._queue:
-            a = self._queue[0]
+        while (a := self._take()) is not None:
             if a.solo:
                 lane = self._lane(1)
                 self._solo.append(lane)
@@ -270,11 +286,7 @@ class BlockWorker:
             else:
                 if self._main is None:
                     self._main = self._lane(self.slots)
-                free = self._main.free()
-                if not free:
-                    break
-                lane, slot = self._main, free[0]
-            self._queue.pop(0)
+                lane, slot = self._main, self._main.free()[0]
             try:
                 lane.block.reset(slot, a.seed)
             except Exception as e:  # a seed-specific failure is this restart's alone
@@ -295,6 +307,16 @@ class BlockWorker:
             for s in slots:
                 lane.live[s].history.append(float(acc[s]))
                 lane.live[s].trajectory.append([0, float(acc[s])])
+
+    def _take(self) -> Optional[Assignment]:
+        """The next queued restart if it can start now (a solo one always can; others need a main slot)."""
+        with self._lock:
+            if not self._queue:
+                return None
+            a = self._queue[0]
+            if not a.solo and self._main is not None and not self._main.free():
+                return None
+            return self._queue.pop(0)
 
     def _round(self, lane: _Lane, records: list[RestartRecord], crashes: list[CrashReport]) -> None:
         """Train one lane ``eval_every`` steps, evaluate, and finish restarts the policy is done with."""

@@ -31,8 +31,13 @@ class Backend(Protocol):
     def submit(self, handle: Any, assignments: list[Assignment], seconds: float) -> Any:
         """Queue ``assignments`` on the worker and train ~``seconds``; returns a ticket."""
 
+    def revoke(self, handle: Any, indices: list[int]) -> Any:
+        """Ask the worker for queued restarts it has not started back; returns a ticket whose outcome is
+        the list of indices it gave back (optional: without it the driver never steals work)."""
+
     def wait(self, tickets: list[Any], timeout: float) -> list[tuple[Any, Any]]:
-        """Finished tickets with their outcome: the worker's ``WorkerReport`` or :class:`ActorLost`."""
+        """Finished tickets with their outcome: the worker's ``WorkerReport`` (a revoke's: the indices
+        given back) or :class:`ActorLost`."""
 
     def name(self, handle: Any) -> str:
         """A label for progress output and records."""
@@ -59,6 +64,7 @@ class LocalBackend:
         self.worker_kwargs = worker_kwargs
         self._workers: dict[int, BlockWorker] = {}
         self._calls: dict[int, tuple[int, list[Assignment], float]] = {}
+        self._revokes: dict[int, tuple[int, list[int]]] = {}
         self._next_worker = 0
         self._next_ticket = 0
 
@@ -74,16 +80,37 @@ class LocalBackend:
         self._calls[ticket] = (handle, list(assignments), seconds)
         return ticket
 
+    def revoke(self, handle: int, indices: list[int]) -> int:
+        ticket = self._next_ticket
+        self._next_ticket += 1
+        self._revokes[ticket] = (handle, list(indices))
+        return ticket
+
     def wait(self, tickets: list[int], timeout: float) -> list[tuple[int, Any]]:
         if not tickets:
             return []
         ticket = min(tickets)  # oldest call first: a fair round robin over workers
+        if ticket in self._revokes:
+            return [(ticket, self._revoke_now(*self._revokes.pop(ticket)))]
         handle, assignments, seconds = self._calls.pop(ticket)
         worker = self._workers.get(handle)
         if worker is None:
             return [(ticket, ActorLost(f"worker {handle} was killed"))]
         worker.assign(assignments)
         return [(ticket, worker.run(seconds))]
+
+    def _revoke_now(self, handle: int, indices: list[int]) -> Any:
+        """Take ``indices`` back from the worker's queue and from its calls not yet run."""
+        worker = self._workers.get(handle)
+        if worker is None:
+            return ActorLost(f"worker {handle} was killed")
+        taken = set(worker.revoke(indices))
+        wanted = set(indices) - taken
+        for ticket, (h, assignments, seconds) in self._calls.items():
+            if h == handle:
+                taken |= {a.index for a in assignments if a.index in wanted}
+                self._calls[ticket] = (h, [a for a in assignments if a.index not in wanted], seconds)
+        return sorted(taken)
 
     def name(self, handle: int) -> str:
         return f"local-{handle}"
@@ -94,3 +121,4 @@ class LocalBackend:
     def shutdown(self) -> None:
         self._workers.clear()
         self._calls.clear()
+        self._revokes.clear()

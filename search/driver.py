@@ -79,6 +79,7 @@ def search(
     block_factory: Any = None,
     slice_s: float = 2.0,
     flush_s: float = 2.0,
+    work_stealing: bool = True,
 ) -> SearchResult:
     """Run many random restarts of a model in parallel and return the best program found.
 
@@ -113,6 +114,9 @@ def search(
         block_factory: build blocks with this instead of ``RestartBlock`` (tests).
         slice_s: seconds a worker trains before reporting back.
         flush_s: seconds between batched writes to the store/journal.
+        work_stealing: at the search's tail, a worker with free slots takes restarts still
+            queued behind full slots on another (off: each worker runs what it was given;
+            ``benchmarks/search_tail.py`` measures both).
 
     Returns:
         a :class:`SearchResult`; ``result.best_program()`` is the winner's ``Program``.
@@ -176,7 +180,7 @@ def search(
     if actors is None:
         actors = _default_actors(pool, len(todo), restarts_per_actor)
     state = _Search(pool, todo, done, sinks, search_id, stop, restarts_per_actor, slice_s, flush_s,
-                    Progress(total, enabled=progress))
+                    Progress(total, enabled=progress), steal=work_stealing)
     reason = StopReason.INTERRUPTED
     try:
         reason = state.loop(actors)
@@ -200,7 +204,7 @@ class _Search:
     """The driver's loop state: what is queued, where each restart runs, what finished."""
 
     def __init__(self, pool: Backend, todo: list[Assignment], done: dict[int, RestartRecord], sinks: list, search_id: str,
-                 stop: StopRule, slots: int, slice_s: float, flush_s: float, progress: Progress):
+                 stop: StopRule, slots: int, slice_s: float, flush_s: float, progress: Progress, steal: bool = True):
         self.pool = pool
         self.pending: deque[Assignment] = deque(todo)
         self.records: dict[int, RestartRecord] = dict(done)
@@ -218,8 +222,11 @@ class _Search:
         self.assigned: dict[Any, dict[int, Assignment]] = {}  # worker -> restarts it holds
         self.running: dict[Any, set[int]] = {}  # worker -> restarts last seen training
         self.tickets: dict[Any, Any] = {}  # call -> worker
+        self.steal = steal and hasattr(pool, "revoke")  # a custom backend without revoke keeps what it is given
+        self.revokes: dict[Any, Any] = {}  # revoke call -> the worker asked to give restarts back
         self.ready: set[Any] = set()  # workers that have answered a call (started up)
         self.unflushed: list[RestartRecord] = []
+        self.stolen = 0  # restarts moved from a busy worker's queue to an idle worker
         self.handed_out: set[int] = set()  # restarts given to a worker at least once in this session
         self.losses_without_progress = 0
         self.t0 = time.monotonic()
@@ -235,7 +242,10 @@ class _Search:
                 return reason
             if not self.pending and not any(self.assigned.values()):
                 return StopReason.DONE
-            for ticket, outcome in self.pool.wait(list(self.tickets), timeout=0.5):
+            for ticket, outcome in self.pool.wait(list(self.tickets) + list(self.revokes), timeout=0.5):
+                if ticket in self.revokes:
+                    self._taken_back(self.revokes.pop(ticket), outcome)
+                    continue
                 worker = self.tickets.pop(ticket, None)
                 if worker is None or worker not in self.assigned:
                     continue  # a call queued on a worker already declared lost
@@ -245,6 +255,7 @@ class _Search:
                     self._collect(worker, outcome)
                     self._feed(worker)
             self._feed_idle()
+            self._steal()
             self.flush()
             self._show()
 
@@ -287,6 +298,43 @@ class _Search:
             if worker in self.ready and self.pending and self._calls(worker) < CALLS_IN_FLIGHT:
                 self._feed(worker)
 
+    def _steal(self) -> None:
+        """At the tail, ask busy workers for restarts queued behind their full slots, for workers with free ones.
+
+        Without it the last restarts wait for a busy worker's slots while another
+        worker sits idle. A worker gives back only restarts it has not started
+        (``BlockWorker.revoke``), so none runs twice; the answer comes back
+        through ``wait`` and :meth:`_taken_back` re-queues what it names.
+        """
+        if not self.steal or self.pending:
+            return
+        free = sum(max(0, self.slots - len(held)) for w, held in self.assigned.items() if w in self.ready)
+        asked = set(self.revokes.values())
+        for victim, held in self.assigned.items():
+            if free <= 0:
+                return
+            if victim in asked or victim not in self.ready:
+                continue
+            running = self.running[victim]
+            queued = [k for k in held if k not in running]  # in the order the worker will start them
+            own = max(0, self.slots - len(running))  # the first ``own`` start in the victim's free slots
+            take = queued[own:][-free:]
+            if take:
+                self.revokes[self.pool.revoke(victim, take)] = victim
+                free -= len(take)
+
+    def _taken_back(self, victim: Any, outcome: Any) -> None:
+        """A revoke answered: what ``victim`` gave back is pending again (a lost worker's are re-queued by ``_lost``)."""
+        if isinstance(outcome, ActorLost) or victim not in self.assigned:
+            return
+        held = self.assigned[victim]
+        for index in sorted(outcome):
+            a = held.pop(index, None)
+            if a is not None:
+                self.pending.append(a)
+        self.stolen += len(outcome)
+        self._feed_idle()
+
     def _calls(self, worker: Any) -> int:
         """Calls queued on or running in ``worker``."""
         return sum(w == worker for w in self.tickets.values())
@@ -311,6 +359,7 @@ class _Search:
         held = self.assigned.pop(worker, {})
         running = self.running.pop(worker, set())
         self.tickets = {t: w for t, w in self.tickets.items() if w != worker}  # its other queued call fails too
+        self.revokes = {t: w for t, w in self.revokes.items() if w != worker}
         for index, a in sorted(held.items()):
             if index in running:
                 self._retry(a, f"worker died: {error}", solo=True)

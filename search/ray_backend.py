@@ -38,6 +38,7 @@ from .worker import Assignment, BlockWorker
 
 LOOPBACK = "127.0.0.1"
 JOIN_FIX = "start that cluster (ray start --head), pass the address of a live one, or leave the address out"
+CONTROL = "control"  # the actors' concurrency group for calls that answer while a run call trains
 NO_PROXY_HERE = "http://127.0.0.1:9"  # the discard port: a proxy that refuses every request, on loopback
 
 
@@ -202,6 +203,10 @@ class RayWorker:
         self.worker.assign(assignments)
         return self.worker.run(seconds)  # a WorkerReport, its running restarts included
 
+    def revoke(self, indices: list[int]) -> list[int]:
+        # runs in the "control" concurrency group: on its own thread, beside a run call that is training
+        return self.worker.revoke(indices)
+
     def info(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(), "name": self.where,
                 "env": {var.name: os.environ.get(var.name) for var in config.TELEMETRY}}
@@ -231,8 +236,9 @@ class RayBackend:
         self.gpus = gpus_per_actor
         self.device = kwargs.pop("device", None) or ("cuda" if gpus_per_actor > 0 else "cpu")
         # max_restarts=0: the driver, not Ray, decides what a dead actor's restarts become
+        # run calls execute one at a time in the default group; a revoke must not wait behind them
         self._cls = ray.remote(num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, max_restarts=0,
-                               runtime_env={"env_vars": worker_env()})(RayWorker)
+                               concurrency_groups={CONTROL: 1}, runtime_env={"env_vars": worker_env()})(RayWorker)
         self._actors: dict[int, Any] = {}
         self._n = 0
 
@@ -255,6 +261,9 @@ class RayBackend:
 
     def submit(self, handle: int, assignments: list[Assignment], seconds: float) -> Any:
         return self._actors[handle].run.remote(assignments, seconds)
+
+    def revoke(self, handle: int, indices: list[int]) -> Any:
+        return self._actors[handle].revoke.options(concurrency_group=CONTROL).remote(indices)
 
     def wait(self, tickets: list[Any], timeout: float) -> list[tuple[Any, Any]]:
         if not tickets:
