@@ -12,9 +12,9 @@ the LSTM trained on 2-digit and on 1..5-digit expressions, and NTPT's program wi
 the library's net_0/net_1 (tuned on 2-digit expressions with the program fixed),
 run exactly; plus net_0/net_1's per-symbol accuracy and the bound it sets at 16 digits.
 
-Usage:
-    python -m ntpt_dist.experiments.generalisation --part a --out docs/fig8a.json --figure docs/fig8a.png
-    python -m ntpt_dist.experiments.generalisation --part b --out docs/fig8b.json --figure docs/fig8b.png
+Usage (``ntpt-dist generalisation`` is the same as ``python -m ntpt_dist.experiments.generalisation``):
+    ntpt-dist generalisation --part a --out docs/fig8a.json --figure docs/fig8a.png
+    ntpt-dist generalisation --part b --out docs/fig8b.json --figure docs/fig8b.png
 
 Models may run in separate processes (``--models``) and be merged afterwards:
     python -m ntpt_dist.experiments.generalisation --combine runs/fig8/a_lstm.json runs/fig8/a_gpu.json \
@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+from ..interpreter.errors import NtptError
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -126,15 +128,16 @@ def part_a(args) -> dict:
 # --- part b: handwritten tapes ---------------------------------------------------------
 
 
-def library_2x2(path: Path, seed: int, store: Optional[str] = None) -> dict:
+def library_2x2(path: Path, seed: int, store: Optional[str] = None, add_steps: int = 4000,
+                apply_steps: int = 1500, data_dir=None) -> dict:
     """net_0/net_1 as the 2x2 tasks leave them, cached at ``path`` (read from there when it exists).
 
     With ``store`` (a library store URI, e.g. the store a lifelong run of the eight 2x2
     tasks wrote, ``experiments/lifelong_store.py``): its champion net_0/net_1, the
     paper's "net_0/1 from the end of the NTPT 2x2 training". Without: trained here
     as ``benchmarks/tasks_accuracy.py``'s add and apply stages do, ADD2x2:top in the 4k
-    regime (4 restarts x 4000 steps, augment_shift=2, batch 128), then APPLY2x2:top
-    from that net_0 held fixed (8 x 1500, batch 128). The cache is an ntpt-dist
+    regime (4 restarts x ``add_steps`` steps, augment_shift=2, batch 128), then APPLY2x2:top
+    from that net_0 held fixed (8 x ``apply_steps``, batch 128). The cache is an ntpt-dist
     ``.npz`` blob (``library_store.codec``: arrays and JSON, no pickle).
     """
     from ..library_store.codec import decode, encode
@@ -151,11 +154,13 @@ def library_2x2(path: Path, seed: int, store: Optional[str] = None) -> dict:
         path.write_bytes(encode(library))
         return library
     sizes = {"train": 4000, "val": 1000, "test": 2000}
-    add = train_task("ADD2x2:top", restarts=4, steps=4000, seed=seed, sizes=sizes, progress=False,
-                     augment_shift=2, batch_size=128)
+    print(f"part b: no 2x2 library at {path}: training it here (ADD2x2:top, 4 restarts x {add_steps} steps, "
+          f"then APPLY2x2:top, 8 x {apply_steps}), then caching it there", file=sys.stderr, flush=True)
+    add = train_task("ADD2x2:top", restarts=4, steps=add_steps, seed=seed, sizes=sizes, progress=False,
+                     data_dir=data_dir, augment_shift=2, batch_size=128)
     library = dict(add.program.networks)
-    apply = train_task("APPLY2x2:top", restarts=8, steps=1500, seed=seed, library=library, sizes=sizes,
-                       progress=False, net_lr_scale=0.0, batch_size=128)
+    apply = train_task("APPLY2x2:top", restarts=8, steps=apply_steps, seed=seed, library=library, sizes=sizes,
+                       progress=False, data_dir=data_dir, net_lr_scale=0.0, batch_size=128)
     library.update(apply.program.networks)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(encode({name: dict(state) for name, state in library.items()}))
@@ -196,17 +201,19 @@ def part_b(args) -> dict:
     from .tasks import make_task
 
     started = time.perf_counter()
-    cache = Path(args.library or f"runs/fig8/library_seed{args.seed}.npz")
+    cache = Path(args.library or default_library_cache(args.seed, args.library_add_steps, args.library_apply_steps))
     source = (f"cache {cache}" if cache.exists() else f"store {args.library_store}" if args.library_store
               else "trained here (benchmarks/tasks_accuracy.py add, apply stages)")
-    library = library_2x2(cache, args.seed, args.library_store)
+    print(f"part b: 2x2 library from {source}", file=sys.stderr, flush=True)
+    library = library_2x2(cache, args.seed, args.library_store, args.library_add_steps, args.library_apply_steps,
+                          args.data_dir)
     out: dict = {"perceptual": {}, "models": {}, "library_s": round(time.perf_counter() - started, 1), "library": source}
     hidden = tuple(int(h) for h in library["net_0"]["signature"].split("|")[1].split("-"))
     lengths = list(range(1, args.max_digits + 1))
 
     def tests():  # one length at a time: a 16-digit set of 1000 tapes is ~100 MB of images
         for d in lengths:
-            yield d, make_task("MATH", "test", args.test_n, seed=args.seed + 100 + d, digits=d)
+            yield d, make_task("MATH", "test", args.test_n, seed=args.seed + 100 + d, data_dir=args.data_dir, digits=d)
 
     evaluators = {}
     if "ntpt" in args.models:
@@ -214,8 +221,8 @@ def part_b(args) -> dict:
 
         t0 = time.perf_counter()
         program = load_model("math").program(recorded_math_params(), networks=library)
-        train2 = batch(make_task("MATH", "train", args.train_n, seed=args.seed, digits=2))
-        val2 = batch(make_task("MATH", "val", 1000, seed=args.seed + 1, digits=2))
+        train2 = batch(make_task("MATH", "train", args.train_n, seed=args.seed, data_dir=args.data_dir, digits=2))
+        val2 = batch(make_task("MATH", "val", 1000, seed=args.seed + 1, data_dir=args.data_dir, digits=2))
         if args.ntpt_tune_steps:
             program = tune_networks(program, train2, steps=args.ntpt_tune_steps, val_data=val2, seed=args.seed,
                                     augment_shift=args.augment_shift)
@@ -229,8 +236,10 @@ def part_b(args) -> dict:
             continue
         lstm = LSTMBaseline(library, hidden=args.lstm_hidden, layers=args.lstm_layers, dropout=args.lstm_dropout,
                             config=config, seed=args.seed)
-        train = {d: make_task("MATH", "train", args.train_n, seed=args.seed + 10 * d, digits=d) for d in digits}
-        probes = {d: make_task("MATH", "val", args.probe_n, seed=args.seed + 2000 + d, digits=d) for d in (2, args.max_digits)}
+        train = {d: make_task("MATH", "train", args.train_n, seed=args.seed + 10 * d, data_dir=args.data_dir, digits=d)
+                 for d in digits}
+        probes = {d: make_task("MATH", "val", args.probe_n, seed=args.seed + 2000 + d, data_dir=args.data_dir, digits=d)
+                  for d in (2, args.max_digits)}
         out["models"][name] = {**fit(lstm, train, args.lstm_steps, args.batch_size, args.seed, probes, args.eval_every),
                                "train_digits": digits, "hidden": args.lstm_hidden, "layers": args.lstm_layers,
                                "perceptual_lr_scale": args.perceptual_lr_scale}
@@ -305,15 +314,16 @@ def combine(paths: list) -> dict:
     Raises:
         NtptError: no files, a model that two files both contribute, or a named model a file lacks.
     """
-    from ..interpreter.errors import NtptError
-
     if not paths:
         raise NtptError("--combine needs at least one result JSON file")
     out: dict = {"runs": []}
     models: dict = {}
     for path in paths:
         path, _, only = str(path).partition(":")
-        run = json.loads(Path(path).read_text())
+        try:
+            run = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise NtptError(f"--combine cannot read {path}: {e}; fix: pass a result JSON file of this runner") from None
         if only:
             keep_models = only.split(",")
             found = {name for kind in ("symbolic", "perceptual") for name in run.get(kind, {})}
@@ -340,54 +350,109 @@ def combine(paths: list) -> dict:
     return out
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ntpt_dist.experiments.generalisation", description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("a", "b"))
+MODULE_PROG = "python -m ntpt_dist.experiments.generalisation"
+MODELS = {"a": ("ntpt", "lstm", "neural_gpu"), "b": ("ntpt", "lstm2", "lstm5")}
+
+
+def default_library_cache(seed: int, add_steps: int = 4000, apply_steps: int = 1500) -> Path:
+    """Where part b caches the 2x2 library it trains: one file per seed and (non-default) step budget."""
+    budget = "" if (add_steps, apply_steps) == (4000, 1500) else f"_add{add_steps}_apply{apply_steps}"
+    return Path(f"runs/fig8/library_seed{seed}{budget}.npz")
+
+
+def parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
+    """The runner's options (``ntpt-dist generalisation`` and ``python -m ntpt_dist.experiments.generalisation``)."""
+    from ntpt_dist.cli import at_least, subcommand_parser
+
+    p = subcommand_parser(prog, __doc__.splitlines()[0])
+    n, n0 = at_least(1), at_least(0)
+    p.add_argument("--part", choices=("a", "b"), help="a: Fig. 8(a), symbolic; b: Fig. 8(b), handwritten (required unless --combine)")
     p.add_argument("--combine", nargs="+", metavar="FILE[:MODELS]",
                    help="merge these result JSON files instead of running (FILE:m1,m2 takes only those models)")
-    p.add_argument("--models", default=None, help="comma list; a: ntpt,lstm,neural_gpu; b: ntpt,lstm2,lstm5 (default: all)")
-    p.add_argument("--out", type=Path, help="write the JSON here (else stdout only)")
-    p.add_argument("--figure", type=Path, help="write the figure (PNG) here")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--max-digits", type=int, default=16)
-    p.add_argument("--train-digits", type=int, default=5, help="part a: train on 1..this many digits")
-    p.add_argument("--train-n", type=int, default=10000, help="training tapes per length")
-    p.add_argument("--test-n", type=int, default=1000, help="test tapes per length")
-    p.add_argument("--probe-n", type=int, default=300, help="tapes per length for the learning curve")
-    p.add_argument("--eval-every", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=None, help="the baselines' learning rate (default: each learner's, 1e-3)")
-    p.add_argument("--lstm-steps", type=int, default=20000)
-    p.add_argument("--lstm-hidden", type=int, default=128)
-    p.add_argument("--lstm-layers", type=int, default=3)
-    p.add_argument("--lstm-dropout", type=float, default=0.0)
-    p.add_argument("--gpu-steps", type=int, default=20000)
-    p.add_argument("--gpu-filters", type=int, default=64)
-    p.add_argument("--gpu-height", type=int, default=4)
-    p.add_argument("--gpu-layers", type=int, default=2)
-    p.add_argument("--library", default=None, help="part b: cached 2x2 library (.npz; built there if missing)")
-    p.add_argument("--library-store", default=None, help="part b: take net_0/net_1 from this library store (URI) "
-                   "instead of training the 2x2 stages; cached at --library")
-    p.add_argument("--perceptual-lr-scale", type=float, default=0.01,
+    p.add_argument("--models", help="comma list; a: ntpt,lstm,neural_gpu; b: ntpt,lstm2,lstm5 (default: all of the part's)")
+    p.add_argument("--out", type=Path, metavar="JSON", help="write the JSON here too (default: stdout only)")
+    p.add_argument("--figure", type=Path, metavar="PNG", help="write the figure (PNG) here (default: none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the models")
+    p.add_argument("--threads", type=n, default=1, help="torch CPU threads")
+    p.add_argument("--max-digits", type=n, default=16, help="test on 1..this many digits")
+    p.add_argument("--train-digits", type=n, default=5, help="part a: train on 1..this many digits")
+    p.add_argument("--train-n", type=n, default=10000, help="training tapes per length")
+    p.add_argument("--test-n", type=n, default=1000, help="test tapes per length")
+    p.add_argument("--probe-n", type=n, default=300, help="tapes per length for the learning curve")
+    p.add_argument("--eval-every", type=n, default=1000, help="steps between learning-curve points")
+    p.add_argument("--batch-size", type=n, default=64, help="the baselines' tapes per step")
+    p.add_argument("--lr", type=at_least(0, float), help="the baselines' learning rate (default: each learner's, 1e-3)")
+    p.add_argument("--lstm-steps", type=n, default=20000, help="the LSTMs' training steps")
+    p.add_argument("--lstm-hidden", type=n, default=128, help="units of each LSTM layer")
+    p.add_argument("--lstm-layers", type=n, default=3, help="stacked LSTM layers")
+    p.add_argument("--lstm-dropout", type=at_least(0, float), default=0.0, help="dropout between LSTM layers")
+    p.add_argument("--gpu-steps", type=n, default=20000, help="part a: the Neural GPU's training steps")
+    p.add_argument("--gpu-filters", type=n, default=64, help="part a: the Neural GPU's filters")
+    p.add_argument("--gpu-height", type=n, default=4, help="part a: the Neural GPU's mental-image height")
+    p.add_argument("--gpu-layers", type=n, default=2, help="part a: the Neural GPU's convolutional GRUs")
+    p.add_argument("--data-dir", metavar="DIR", help="part b: folder with MNIST/ and operators/ (default: $NTPT_DATA_DIR, else download)")
+    p.add_argument("--library", metavar="NPZ", help="part b: cached 2x2 library (.npz), built there if missing "
+                   "(default: runs/fig8/library_seed<SEED>.npz)")
+    p.add_argument("--library-store", metavar="URI", help="part b: take net_0/net_1 from this library store (URI) "
+                   "instead of training the 2x2 stages; cached at --library (default: none)")
+    p.add_argument("--library-add-steps", type=n, default=4000, help="part b, library built here: ADD2x2:top steps")
+    p.add_argument("--library-apply-steps", type=n, default=1500, help="part b, library built here: APPLY2x2:top steps")
+    p.add_argument("--perceptual-lr-scale", type=at_least(0, float), default=0.01,
                    help="part b: the LSTM's image nets learn this much slower than the LSTM (0: held fixed)")
-    p.add_argument("--ntpt-tune-steps", type=int, default=500, help="part b: steps of tune_networks on 2-digit MATH")
-    p.add_argument("--augment-shift", type=int, default=0, help="part b: image shift while tuning NTPT's nets")
+    p.add_argument("--ntpt-tune-steps", type=n0, default=500, help="part b: steps of tune_networks on 2-digit MATH")
+    p.add_argument("--augment-shift", type=n0, default=0, help="part b: image shift while tuning NTPT's nets")
     return p
 
 
-def main(argv: Optional[list[str]] = None) -> dict:
-    import torch
+def _check_writable(path: Optional[Path], option: str) -> None:
+    """Refuse an output path that cannot be written before any work (its folder is made at the end)."""
+    if path.is_dir():
+        raise NtptError(f"{option} {path} is a folder; fix: pass a file path")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise NtptError(f"{option} {path} cannot be written ({parent} is not a writable folder); fix: pass another path")
 
-    args = parser().parse_args(argv)
-    command = "python -m ntpt_dist.experiments.generalisation " + " ".join(sys.argv[1:] if argv is None else argv)
+
+def run(argv: Optional[list[str]] = None, prog: str = MODULE_PROG) -> dict:
+    """Run (or ``--combine``) the Fig. 8 experiment as the command line ``argv`` says; print and write its JSON.
+
+    Args:
+        argv: the options of :func:`parser` (default: ``sys.argv[1:]``).
+        prog: the command's name, in usage errors and in the JSON's ``command``.
+
+    Returns:
+        the result, ``{"symbolic" | "perceptual": {model: {"1": acc, ...}}, "models": {...}, "command": ...}``.
+
+    Raises:
+        NtptError: an unknown model, an output path that cannot be written, a file to combine that cannot be read.
+        SystemExit: ``--help`` (status 0), or a usage error (status 2, after one ``error:`` line).
+
+    Example:
+        >>> run(["--part", "a", "--models", "ntpt", "--max-digits", "2"])["symbolic"]  # doctest: +SKIP
+        {'ntpt': {'1': 1.0, '2': 1.0}}
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser(prog).parse_args(argv)
+    command = " ".join([prog, *argv])
+    for path, option in ((args.out, "--out"), (args.figure, "--figure")):
+        if path is not None:
+            _check_writable(path, option)
     if args.combine:
+        if args.part or args.models:
+            raise NtptError("--combine merges finished runs; fix: drop --part and --models (FILE:MODELS picks models)")
         result = {**combine(args.combine), "command": command}
         _write(result, args.out, args.figure)
         return result
     if args.part is None:
-        parser().error("one of --part or --combine is required")
-    args.models = (args.models or ("ntpt,lstm,neural_gpu" if args.part == "a" else "ntpt,lstm2,lstm5")).split(",")
+        raise NtptError(f"{prog} needs --part a or --part b (or --combine FILE ...); fix: add one")
+    models = [m.strip() for m in (args.models or ",".join(MODELS[args.part])).split(",") if m.strip()]
+    if not models or set(models) - set(MODELS[args.part]):
+        raise NtptError(f"--models of part {args.part} are {','.join(MODELS[args.part])}, but got {args.models!r}; fix: pick from those")
+    args.models = models
+    import torch
+
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     result = part_a(args) if args.part == "a" else part_b(args)
@@ -398,6 +463,16 @@ def main(argv: Optional[list[str]] = None) -> dict:
                    "command": command})
     _write(result, args.out, args.figure)
     return result
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m ntpt_dist.experiments.generalisation``: :func:`run`; 2 after one ``error:`` line for bad input."""
+    try:
+        run(argv)
+    except NtptError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _write(result: dict, out: Optional[Path], fig: Optional[Path]) -> None:
@@ -411,4 +486,4 @@ def _write(result: dict, out: Optional[Path], fig: Optional[Path]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

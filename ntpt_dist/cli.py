@@ -1,4 +1,4 @@
-"""The ``ntpt-dist`` command: train, search, show, library, ui, demo.
+"""The ``ntpt-dist`` command: train, search, show, library, ui, lifelong, generalisation, demo.
 
 ``train`` and ``search`` take a model file with its data (``MODEL.py --data DATA.json``
 or ``.npz``, optionally ``--hypers HYPERS.json --hypers-name NAME``) or one of the
@@ -62,6 +62,19 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default == [] or isinstance(action.default, bool):
             return text
         return super()._get_help_string(action)
+
+
+def subcommand_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A parser for a subcommand that parses its own options (``lifelong``, ``generalisation``), as these do.
+
+    Usage errors are one ``error:`` line with exit status 2; every option's help ends with its default.
+
+    Example:
+        >>> p = subcommand_parser("ntpt-dist generalisation", "Fig. 8")
+        >>> p.add_argument("--seed", type=int, default=0, help="seed").default
+        0
+    """
+    return _Parser(prog=prog, description=description, formatter_class=_Formatter)
 
 
 DATA_HELP = (
@@ -169,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("lifelong", help="the lifelong-learning experiment of section 6.1 (NTPT and baselines)", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER, help="options of the experiment (--help lists them)")
 
+    p = add("generalisation", add_help=False,
+            help="Fig. 8 of section 6.2: MATH models trained on short expressions, tested on 1..16 digits; "
+                 "--part a (symbolic) or b (handwritten); writes JSON and a figure")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="options of the experiment (--help lists them)")
+
     p = add("demo", help="the main job end to end on embedded defaults (a few minutes on 2 CPUs)")
     _add_store_arg(p)
     p.add_argument("--data-dir", help="folder with MNIST/ (default: $NTPT_DATA_DIR, else download)")
@@ -179,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["lifelong"]:  # its own option parser takes everything after the word
-        args = argparse.Namespace(command="lifelong", args=argv[1:])
+    if argv[:1] in (["lifelong"], ["generalisation"]):  # their own option parsers take everything after the word
+        args = argparse.Namespace(command=argv[0], args=argv[1:])
     else:
         try:
             args = build_parser().parse_args(argv)

@@ -2,7 +2,7 @@
 
 A model file and a paper task run the same pipeline (``ntpt_dist.pipeline``);
 a paper task name reaches ``ntpt_dist.experiments`` only through
-``ntpt_dist.paper_tasks`` (and ``lifelong``, the experiment itself).
+``ntpt_dist.paper_tasks`` (and ``lifelong`` and ``generalisation``, the experiments themselves).
 """
 
 from __future__ import annotations
@@ -198,6 +198,12 @@ def cmd_lifelong(args: Namespace) -> int:
     from ntpt_dist.paper_tasks import lifelong
 
     return lifelong(args.args)
+
+
+def cmd_generalisation(args: Namespace) -> int:
+    from ntpt_dist.paper_tasks import generalisation
+
+    return generalisation(args.args)
 
 
 def cmd_demo(args: Namespace) -> int:

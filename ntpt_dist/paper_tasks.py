@@ -22,7 +22,8 @@ from ntpt_dist.interpreter.errors import NtptError
 
 from . import pipeline
 
-__all__ = ["is_paper_task", "paper_task", "search_and_merge", "lifelong", "demo", "SEARCH_SIZES", "TRAIN_SIZES"]
+__all__ = ["is_paper_task", "paper_task", "search_and_merge", "lifelong", "generalisation", "demo", "SEARCH_SIZES",
+           "TRAIN_SIZES"]
 
 SEARCH_SIZES = {"train": 4000, "val": 1000, "test": 2000}  # a search's data: a smaller test set than training's
 TRAIN_SIZES = dict(DEFAULT_SIZES)
@@ -94,6 +95,30 @@ def lifelong(argv: list[str]) -> int:
     from ntpt_dist.experiments.lifelong import main  # its baselines load torchvision: only when asked for
 
     return main(argv)
+
+
+def generalisation(argv: list[str]) -> int:
+    """``ntpt-dist generalisation ARGS``: Fig. 8, MATH models tested on longer expressions than they trained on.
+
+    Prints the result JSON (and writes ``--out``, ``--figure``); progress goes to stderr.
+
+    Returns:
+        the exit status: 0, or that of ``--help`` (0) or of a usage error (2, after one ``error:`` line).
+
+    Raises:
+        NtptError: an unknown model, an output path that cannot be written (one ``error:`` line in ``ntpt-dist``).
+
+    Example:
+        >>> generalisation(["--part", "a", "--models", "ntpt", "--max-digits", "2", "--test-n", "50"])  # doctest: +SKIP
+        0
+    """
+    from ntpt_dist.experiments.generalisation import run  # torch and the baselines: only when asked for
+
+    try:
+        run(argv, prog="ntpt-dist generalisation")
+    except SystemExit as exit_:  # --help, or a usage error whose line is printed
+        return exit_.code if isinstance(exit_.code, int) else 2
+    return 0
 
 
 def demo(store_uri: Optional[str] = None, data_dir=None, seed: int = 0, device=None,
