@@ -73,6 +73,11 @@ class RestartBlock:
             every restart as this copy and train at ``lr * net_lr_scale``.
         train_params: ``False`` trains the networks only; Params keep the logits
             they are given (see :meth:`set_params`).
+        reuse_memory: keep the minibatch and the large weight gradients in memory
+            reused at every step (``Batch.take`` buffers, ``StackedMLP.keep_grad_memory``)
+            instead of fresh allocations that are page-faulted at every step; the
+            numbers are the same bit for bit. ``False`` is the reference the benchmark
+            measures it against.
 
     Raises:
         DataError: bad training data. NtptError: a library network that does not fit.
@@ -84,7 +89,7 @@ class RestartBlock:
 
     def __init__(self, model: Any, train_data: Union[Mapping[str, Any], Batch], slots: int = 64,
                  config: Optional[TrainConfig] = None, device: Any = "cpu", library: Optional[Mapping[str, Any]] = None,
-                 train_params: bool = True):
+                 train_params: bool = True, reuse_memory: bool = True):
         keep_freed_memory()
         self.model = model
         self.flat = _flat_of(model)
@@ -102,6 +107,9 @@ class RestartBlock:
                 self.lowered.nets[name].load_slot(slot, self.library[name])
             for _, t, _ in self.lowered.nets[name].tensors():
                 t.requires_grad_(False)
+        for name, net in self.lowered.nets.items():
+            if reuse_memory and name not in self.frozen:
+                net.keep_grad_memory()
         self.data = self.batch(train_data)
         if not train_params:
             for t in self.lowered.logits.values():
@@ -125,6 +133,8 @@ class RestartBlock:
         self._perm: list[Optional[torch.Tensor]] = [None] * slots
         self._pos = [0] * slots
         self.last_loss = np.full(slots, np.nan)
+        # the minibatch's memory, reused at every step (Batch.take); None: fresh at every step
+        self._take_buffers: Optional[dict] = {} if reuse_memory else None
 
     def batch(self, data: Union[Mapping[str, Any], Batch]) -> Batch:
         """``data`` as a shared :class:`Batch` for this block, with the outputs of frozen
@@ -210,7 +220,7 @@ class RestartBlock:
                 self._perm[slot], self._pos[slot] = torch.randperm(n, generator=self._gens[slot]), 0
             rows[slot] = self._perm[slot][self._pos[slot]: self._pos[slot] + size]
             self._pos[slot] += size
-        batch = self.data.take(rows)
+        batch = self.data.take(rows, self._take_buffers)
         for transform in self.transforms:
             batch = transform(batch, self.flat, live, self._gens)
         return batch

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -51,6 +51,20 @@ class StackedMLP:
         self.weights = [torch.zeros(restarts, self.sizes[i], self.sizes[i + 1], **kw).requires_grad_()
                         for i in range(len(self.sizes) - 1)]
         self.biases = [torch.zeros(restarts, s, **kw).requires_grad_() for s in self.sizes[1:]]
+        self.grad_buffers: Optional[list[Optional[torch.Tensor]]] = None  # see keep_grad_memory
+
+    def keep_grad_memory(self, min_bytes: int = 32 << 20) -> None:
+        """Write the gradients of weights of at least ``min_bytes`` into memory kept across steps.
+
+        A fresh weight gradient that large is mmap'd by malloc and page-faulted at every
+        step (the maze's LOOK layer 0 at R = 64: 200 MB, ~49 thousand faults a step).
+        With this on, backward writes such a gradient into one buffer per weight and
+        sets ``.grad`` to it, so a caller must be done with a step's gradients (the
+        optimiser has read them) before the next backward. The values are the same as
+        autograd's, bit for bit. ``engine.RestartBlock`` turns it on for its networks.
+        """
+        self.grad_buffers = [torch.empty_like(w) if w.numel() * w.element_size() >= min_bytes else None
+                             for w in self.weights]
 
     def tensors(self) -> list[tuple[str, torch.Tensor, int]]:
         """``(key, tensor, restart_axis)`` of every weight, in a fixed order."""
@@ -114,13 +128,42 @@ class StackedMLP:
         Returns:
             ``[R, N, K]``.
         """
-        w0, b0 = self.weights[0], self.biases[0]
         if x.dim() == 2:
             x = x.expand(self.restarts, *x.shape)  # a view: bmm reads the shared rows R times
-        y = torch.baddbmm(b0.unsqueeze(1), x, w0)
-        for w, b in zip(self.weights[1:], self.biases[1:]):
-            y = torch.baddbmm(b.unsqueeze(1), torch.relu(y), w)
+        y = x
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if i:
+                y = torch.relu(y)
+            buf = None if self.grad_buffers is None else self.grad_buffers[i]
+            if buf is not None and w.requires_grad and torch.is_grad_enabled():
+                y = _KeptGradLayer.apply(b.unsqueeze(1), y, w, buf)
+            else:
+                y = torch.baddbmm(b.unsqueeze(1), y, w)
         return y
+
+
+class _KeptGradLayer(torch.autograd.Function):
+    """``baddbmm(bias, x, w)`` whose weight gradient goes into the kept buffer ``buf`` (as ``w.grad``).
+
+    The gradients are computed as autograd's own ``baddbmm`` backward computes them.
+    """
+
+    @staticmethod
+    def forward(ctx, bias: torch.Tensor, x: torch.Tensor, w: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, w)
+        ctx.buf = buf
+        return torch.baddbmm(bias, x, w)
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        x, w = ctx.saved_tensors
+        if w.grad is None:
+            w.grad = torch.bmm(x.transpose(1, 2), dy, out=ctx.buf)
+        else:  # a second call of the network in this backward
+            w.grad.add_(torch.bmm(x.transpose(1, 2), dy))
+        dx = dy.bmm(w.transpose(1, 2)) if ctx.needs_input_grad[1] else None
+        dbias = dy.sum(1, keepdim=True) if ctx.needs_input_grad[0] else None
+        return dbias, dx, None, None
 
 
 def numpy_state(net: Mapping[str, Any]) -> dict[str, np.ndarray]:
