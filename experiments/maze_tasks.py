@@ -75,6 +75,44 @@ def maze_walk(signs: np.ndarray, x: int, y: int, max_moves: int) -> Walk:
         moves += 1
 
 
+INC, DEC, MOVE, LOOK = range(4)  # Fig. 1's instructions, as ``instr`` numbers them
+
+
+def run_program(instr, goto, signs: np.ndarray, x: int, y: int, steps: int) -> Walk:
+    """Run a Fig. 1 program (its ``instr`` and ``goto`` Params) for ``steps`` time steps, reading signs exactly.
+
+    The semantics of ``experiments/models/maze.py`` with LOOK replaced by the true sign
+    (its integer twin is ``tests/interpreter/models/maze_int.py``, which a test checks this
+    against): the agent starts facing east with the path register at 0; at each of the
+    ``steps - 1`` transitions it is halted while its direction is the stop sign, and
+    otherwise runs instruction ``instr[ip]`` and jumps to ``goto[ip]``. A found program
+    is the intended loop when this agrees with :func:`maze_walk` on every maze.
+
+    Returns:
+        ``Walk(final x, final y, path register, halted at step steps - 2)``.
+
+    Example:
+        >>> grid = np.array([[EAST, EAST, SOUTH], [HALT, WEST, WEST]])
+        >>> run_program([LOOK, MOVE, INC], [1, 2, 0], grid, 0, 0, 45) == maze_walk(grid, 0, 0, 14)
+        True
+    """
+    height, width = np.shape(signs)
+    x, y, direction, reg, ip, halted = int(x), int(y), EAST, 0, 0, False
+    for _ in range(steps - 1):
+        halted = direction == HALT
+        if halted:
+            continue
+        op = int(instr[ip])
+        if op in (INC, DEC):
+            reg = (reg + (1 if op == INC else -1)) % MAX_INT
+        elif op == MOVE:
+            x, y = step(x, y, direction, width, height)
+        else:
+            direction = int(signs[y][x])
+        ip = int(goto[ip])
+    return Walk(x, y, reg, halted)
+
+
 def max_moves_for(steps: int, width: int, height: int) -> int:
     """Longest path a ``steps``-step Fig. 1 model can finish and report as halted.
 

@@ -24,6 +24,7 @@ LISTINGS = {
     "math": listings.listing_math,
     "math_symbolic": listings.listing_math,
     "maze": listings.listing_maze,
+    "sign": None,  # no program: one network
 }
 
 DEFAULT_HYPERS = {
@@ -48,7 +49,28 @@ RECIPES = {
     # fixed while programs are searched, so a restart costs about a symbolic one; a local search
     # of up to 2 Param changes turns restarts that stalled near the program into programs
     "MATH": {"init_scale": 3.0, "freeze_library": True, "polish_edits": 2},
+    # one new network and no program: the jump comes within ~150 steps (docs/maze.md)
+    "SIGN": {"batch_size": 64},
+    # the MATH recipe, with LOOK taken from SIGN and held fixed: the search is the program's alone
+    # (without the library, LOOK and the loop learned together found 0 of 8 programs: docs/maze.md)
+    "MAZE": {"init_scale": 3.0, "freeze_library": True, "polish_edits": 2},
 }
+
+
+# The sizes a task is searched at, where they differ from its model's defaults. MAZE: short paths
+# first: the program is searched on mazes of up to 3 moves (T=12) and judged on Fig. 1's (T=45) and a
+# larger maze; its Params do not depend on T or the grid (docs/maze.md).
+SEARCH_SIZES = {"MAZE": {"T": 12, "W": 5, "H": 3}}
+
+
+def search_sizes(task: str) -> dict:
+    """Hypers (and data sizes) a task's model is searched at (see ``SEARCH_SIZES``).
+
+    Example:
+        >>> search_sizes("MAZE")["T"], search_sizes("MATH")
+        (12, {})
+    """
+    return dict(SEARCH_SIZES.get(task.split(":")[0], {}))
 
 
 def recipe(task: str) -> dict:
@@ -94,9 +116,11 @@ def model_for_task(task: str, library: Optional[dict] = None) -> str:
         return "apply2x2"
     if family == "MATH":
         return "math"
+    if family == "SIGN":
+        return "sign"
     if family == "MAZE":
         return "maze"
-    raise NtptError(f"unknown task {task!r}; tasks are ADD2x2:<pos>, APPLY2x2:<pos>, MATH, MAZE")
+    raise NtptError(f"unknown task {task!r}; tasks are ADD2x2:<pos>, APPLY2x2:<pos>, MATH, SIGN, MAZE")
 
 
 def check_one_new_network(model, library: Optional[dict]) -> None:

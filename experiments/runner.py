@@ -25,6 +25,8 @@ from . import registry
 # Sizes of the paper's regimes (section 6.1): distinct training grids, held-out test grids.
 DEFAULT_SIZES = {"train": 4000, "val": 1000, "test": 10000}
 MATH_TEST_DIGITS = (1, 2, 4, 8, 16)
+# Fig. 1's maze, and a larger one with a longer horizon (9x9 at T=150 unrolls past the compiler's work cap)
+MAZE_TEST_SIZES = ({"W": 5, "H": 3, "T": 45}, {"W": 9, "H": 9, "T": 100})
 
 
 @dataclass
@@ -111,6 +113,21 @@ def train_task(
     if task == "MATH":
         outcome.extra["accuracy_by_digits"] = math_generalisation(program, seed=seed, data_dir=data_dir)
     return outcome
+
+
+def maze_generalisation(program, sizes=MAZE_TEST_SIZES, n: int = 500, seed: int = 0, data_dir=None) -> dict:
+    """Accuracy of a MAZE program on held-out mazes of other sizes and horizons, run with those hypers.
+
+    Returns:
+        ``{"5x3, T=45": acc, ...}`` (every output exact; LOOK by argmax on the test split's signs).
+    """
+    from .tasks import make_task
+
+    out = {}
+    for size in sizes:
+        test = batch(make_task("MAZE", "test", n, seed=seed + 200, data_dir=data_dir, **size))
+        out[f"{size['W']}x{size['H']}, T={size['T']}"] = program.accuracy(test, hypers=size)
+    return out
 
 
 def math_generalisation(program, digits=MATH_TEST_DIGITS, n: int = 1000, seed: int = 0, data_dir=None) -> dict:

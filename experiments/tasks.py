@@ -108,10 +108,10 @@ def task_names() -> list[str]:
     """Every task :func:`make_task` knows, in the paper's order.
 
     Example:
-        >>> task_names()[:2], task_names()[-2:]
-        (['ADD2x2:top', 'ADD2x2:left'], ['MATH', 'MAZE'])
+        >>> task_names()[:2], task_names()[-3:]
+        (['ADD2x2:top', 'ADD2x2:left'], ['MATH', 'SIGN', 'MAZE'])
     """
-    return [f"{scenario}:{side}" for scenario in ("ADD2x2", "APPLY2x2") for side in SIDES] + ["MATH", "MAZE"]
+    return [f"{scenario}:{side}" for scenario in ("ADD2x2", "APPLY2x2") for side in SIDES] + ["MATH", "SIGN", "MAZE"]
 
 
 def make_task(
@@ -216,7 +216,7 @@ def _pools(scenario: str, split: str, data_dir: Optional[PathLike]) -> _Pool:
         return _Pool((data.operators(split, data_dir), 0))
     if scenario == "MATH":  # labels: digits 0..9, operators 10 + op
         return _Pool((data.mnist(split, data_dir), 0), (data.operators(split, data_dir), 10))
-    return _Pool((data.signs(split, data_dir), 0))
+    return _Pool((data.signs(split, data_dir), 0))  # SIGN and MAZE
 
 
 # --- instances as pool indices (images are gathered once, at the end) --------
@@ -339,4 +339,16 @@ def _maze(side: str, size: dict, pool: _Pool) -> Callable[[np.random.Generator, 
     return sample
 
 
-_GENERATORS = {"ADD2x2": _add2x2, "APPLY2x2": _apply2x2, "MATH": _math, "MAZE": _maze}
+def _sign(side: str, size: dict, pool: _Pool) -> Callable[[np.random.Generator, int], _Draw]:
+    """SIGN: one street sign, and which way it points (the maze's LOOK as a task of its own)."""
+    by_class = [np.nonzero(pool.labels == c)[0] for c in range(len(data.DIRECTIONS))]
+
+    def sample(rng: np.random.Generator, n: int) -> _Draw:
+        label = rng.integers(0, len(by_class), n)  # classes drawn evenly: a maze's one stop sign is rare
+        cells = np.array([rng.choice(by_class[c]) for c in label], dtype=np.int64)
+        return _Draw({"img": cells}, {}, {"dir": label})
+
+    return sample
+
+
+_GENERATORS = {"ADD2x2": _add2x2, "APPLY2x2": _apply2x2, "MATH": _math, "SIGN": _sign, "MAZE": _maze}

@@ -89,7 +89,7 @@ DATA_HELP = (
 def _add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="MODEL.py|TASK",
                    help="a model file (with --data), or one of the paper's tasks: ADD2x2:top|left|bottom|right, "
-                        "APPLY2x2:top|left|bottom|right, MATH, MAZE")
+                        "APPLY2x2:top|left|bottom|right, MATH, SIGN, MAZE")
     p.add_argument("--data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--hypers", metavar="HYPERS.json",
                    help="TerpreT hypers file {name: {hyper: value}} for MODEL.py (default: none)")

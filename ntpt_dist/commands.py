@@ -51,7 +51,7 @@ def _model_file_task(args: Namespace):
         return model_file_task(target, args.data, args.hypers, args.hypers_name, args.task)
     if not paper_tasks.is_paper_task(target):
         raise NtptError(f"{target!r} is neither a model file nor one of the paper's tasks (ADD2x2:<pos>, "
-                        "APPLY2x2:<pos>, MATH, MAZE); fix: pass MODEL.py --data DATA, or a task name")
+                        "APPLY2x2:<pos>, MATH, SIGN, MAZE); fix: pass MODEL.py --data DATA, or a task name")
     for option, value in (("--data", args.data), ("--hypers", args.hypers), ("--hypers-name", args.hypers_name)):
         if value is not None:
             raise NtptError(f"{option} is for a model file, but {target!r} is a paper task that makes its own "

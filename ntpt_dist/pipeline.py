@@ -145,6 +145,7 @@ class SearchReport:
     store_uri: str
     wall_s: float
     val_from: str = "the 'val' batch"
+    extra: dict[str, float] = field(default_factory=dict)  # the task's own further numbers (Task.extra)
 
     def text(self) -> str:
         r = self.result
@@ -159,6 +160,7 @@ class SearchReport:
                       f"validation accuracy {winner_field(r, 'program_val_acc'):.4f} (as the search found it)"
                       f"   test accuracy {test}",
                       f"validation data: {self.val_from}"]
+            lines += [f"  {label}: {acc:.4f}" for label, acc in self.extra.items()]
         if self.merge is not None:
             stored = self.merge.program
             stored_test = "-" if stored.test_acc is None else f"{stored.test_acc:.4f}"
@@ -226,6 +228,8 @@ def search_and_merge(
     test_acc = None
     if program is not None and data.get("test") is not None:
         test_acc = program.accuracy(data["test"])
+    extra = task.extra(program) if program is not None and task.extra else {}
     merge = publish(result, store, task.name, val_data=data["val"], test_data=data.get("test"),
                     hypers=task.model.hypers, program=program, epsilon=epsilon)
-    return SearchReport(task.name, result, merge, test_acc, store.uri, time.perf_counter() - started, task.val_from)
+    return SearchReport(task.name, result, merge, test_acc, store.uri, time.perf_counter() - started, task.val_from,
+                        extra)

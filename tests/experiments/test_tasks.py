@@ -94,8 +94,8 @@ def test_random_mazes_halt_along_distinct_cells():
 
 
 def test_task_names_cover_the_paper():
-    assert len(task_names()) == 10 and len(set(task_names())) == 10
-    assert {"ADD2x2:top", "ADD2x2:right", "APPLY2x2:left", "APPLY2x2:bottom", "MATH", "MAZE"} <= set(task_names())
+    assert len(task_names()) == 11 and len(set(task_names())) == 11
+    assert {"ADD2x2:top", "ADD2x2:right", "APPLY2x2:left", "APPLY2x2:bottom", "MATH", "SIGN", "MAZE"} <= set(task_names())
 
 
 @pytest.mark.parametrize(
@@ -104,6 +104,7 @@ def test_task_names_cover_the_paper():
         ("ADD2x2:top", {"grid": (2, 2, 28, 28)}, {}, {"result"}),
         ("APPLY2x2:right", {"grid": (2, 2, 28, 28)}, {"aux": (3,)}, {"result"}),
         ("MATH", {"tape": (3, 28, 28)}, {}, {"result"}),
+        ("SIGN", {"img": (3, 32, 32)}, {}, {"dir"}),
         ("MAZE", {"img_grid": (3, 5, 3, 32, 32)}, {"init_X": (), "init_Y": ()}, {"final_X", "final_Y", "path_len", "is_halted_at_end"}),
     ],
 )
@@ -113,7 +114,7 @@ def test_shapes_and_dtypes(fake_data, name, images, ints, outputs):
     assert set(task.inputs) == set(images) | set(ints) and set(task.outputs) == outputs
     for key, shape in images.items():
         assert task.inputs[key].shape == (7,) + shape and task.inputs[key].dtype == np.float32
-        assert task.labels[key].shape == task.ids[key].shape == (7,) + shape[: len(shape) - (3 if name == "MAZE" else 2)]
+        assert task.labels[key].shape == task.ids[key].shape == (7,) + shape[: len(shape) - (3 if name in ("SIGN", "MAZE") else 2)]
     for key, shape in ints.items():
         assert task.inputs[key].shape == (7,) + shape and task.inputs[key].dtype == np.int64
     assert all(v.dtype == np.int64 and v.shape == (7,) for v in task.outputs.values())
@@ -247,3 +248,10 @@ def test_real_math_test_sets_for_long_tapes(real_data_dir):
         for k in range(1, 16):
             value = apply_op(value, int(tape[2 * k - 1]) - 10, int(tape[2 * k]))
         assert result == value
+
+
+def test_sign_labels_are_the_image_classes_drawn_evenly(fake_data):
+    task = make_task("SIGN", "train", 500, seed=0)
+    assert np.array_equal(task.outputs["dir"], task.labels["img"])  # the answer is the sign's own class
+    counts = np.bincount(task.outputs["dir"], minlength=5)
+    assert counts.min() > 60  # each of the 5 classes about 100 times, the stop sign included
