@@ -1,8 +1,9 @@
 """The training engine: R random restarts of one model trained in lock step.
 
 A :class:`RestartBlock` holds R *slots*; each slot runs one restart with its own
-Param logits, its own copy of every network, its own optimizer state and its
-own ``torch.Generator`` (seeded by the restart seed). All slots share one
+Param logits, its own copy of every network (except frozen library networks:
+one copy that every slot reads), its own optimizer state and its own
+``torch.Generator`` (seeded by the restart seed). All slots share one
 lowered model, so one forward/backward pass trains all of them; nothing in the
 update mixes slots, so restart ``k`` follows the same trajectory in any slot of
 any block (docs/design.md, "Restart seeds").
@@ -94,19 +95,19 @@ class RestartBlock:
         self.model = model
         self.flat = _flat_of(model)
         self.config = config or TrainConfig()
-        self.lowered = Lowered(self.flat, slots, device)
+        library = {name: net for name, net in (library or {}).items() if name in self.flat.learns}
+        # A frozen library network never trains and every slot holds the same weights: ONE copy
+        # that all slots read (StackedMLP(single_copy=True)), loaded once, not one per slot.
+        self.lowered = Lowered(self.flat, slots, device, single_copy=library if self.config.freeze_library else ())
         self.library = {}
-        for name, net in (library or {}).items():
+        for name, net in library.items():
             if name in self.lowered.nets:
                 check_netstate(self.flat.learns[name], net)
                 self.library[name] = net
         self.slots = slots
         self.frozen = set(self.library) if self.config.freeze_library else set()
-        for name in self.frozen:  # every slot holds the library copy for good
-            for slot in range(slots):
-                self.lowered.nets[name].load_slot(slot, self.library[name])
-            for _, t, _ in self.lowered.nets[name].tensors():
-                t.requires_grad_(False)
+        for name in self.frozen:
+            self.lowered.nets[name].load_slot(0, self.library[name])  # every slot's copy
         for name, net in self.lowered.nets.items():
             if reuse_memory and name not in self.frozen:
                 net.keep_grad_memory()
@@ -182,7 +183,7 @@ class RestartBlock:
             logits[slot] = (cfg.init_scale * torch.log(-torch.log(u))).to(logits.dtype)
         for name, net in self.lowered.nets.items():
             if name in self.frozen:
-                continue  # loaded into every slot once, never changed
+                continue  # the one copy every slot reads, loaded once, never changed
             if name in self.library:
                 net.load_slot(slot, self.library[name])
             else:

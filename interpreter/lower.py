@@ -25,7 +25,7 @@ Identical calls share one slot, so a call is computed once per forward.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Optional
 
 import numpy as np
@@ -342,6 +342,8 @@ class Lowered:
         device: torch device.
         dtype: float dtype (float64 for gradient checks).
         nets: networks to use instead of fresh ones, by name (models sharing a library).
+        single_copy: names of networks held as ONE copy that every restart reads
+            (``StackedMLP(single_copy=True)``: networks that never train, e.g. a frozen library).
 
     Example:
         >>> from ntpt_dist.interpreter.ir import Case, Decl, NO_SPAN
@@ -354,7 +356,7 @@ class Lowered:
     """
 
     def __init__(self, flat: FlatModel, restarts: int = 1, device: Any = "cpu", dtype: torch.dtype = torch.float32,
-                 nets: Optional[Mapping[str, StackedMLP]] = None):
+                 nets: Optional[Mapping[str, StackedMLP]] = None, single_copy: Collection[str] = ()):
         if restarts < 1:
             raise NtptError(f"restarts must be >= 1, got {restarts}; fix: pass a positive number of restarts")
         self.flat, self.restarts, self.device, self.dtype = flat, restarts, as_device(device), dtype
@@ -368,7 +370,7 @@ class Lowered:
                 raise NtptError(f"shared network '{name}' has signature {net.fn.signature} and {net.restarts} "
                                 f"copies, but the model declares {fn.signature} with {restarts} restarts; "
                                 "fix: share networks only between models declaring them alike")
-        self.nets = {name: shared.get(name) or StackedMLP(fn, restarts, self.device, dtype)
+        self.nets = {name: shared.get(name) or StackedMLP(fn, restarts, self.device, dtype, name in single_copy)
                      for name, fn in sorted(flat.learns.items()) if name in called}
         self.plan = _Planner(flat, self.nets, dtype, self.device)
         self._consts = [(slot, vec.view(1, 1, -1)) for slot, vec in self.plan.const_vec.items()]

@@ -36,6 +36,10 @@ class StackedMLP:
         restarts: R, the number of copies.
         device: torch device.
         dtype: float dtype of the weights.
+        single_copy: hold ONE copy that every restart reads (a network that never
+            trains: a frozen library network). The tensors are then ``[R, ...]`` views
+            of one ``[1, ...]`` storage, without gradients; writing any restart's copy
+            (:meth:`load_slot`) writes every restart's.
 
     Example:
         >>> net = StackedMLP(LearnFn("g", (3,), 2, (4,)), restarts=5)
@@ -43,14 +47,21 @@ class StackedMLP:
         torch.Size([5, 7, 2])
     """
 
-    def __init__(self, fn: LearnFn, restarts: int, device: Any = "cpu", dtype: torch.dtype = torch.float32):
+    def __init__(self, fn: LearnFn, restarts: int, device: Any = "cpu", dtype: torch.dtype = torch.float32,
+                 single_copy: bool = False):
         self.fn = fn
         self.restarts = restarts
+        self.single_copy = single_copy
         self.sizes = [fn.in_features, *fn.hid_sizes, fn.out_size]
         kw = {"device": device, "dtype": dtype}
-        self.weights = [torch.zeros(restarts, self.sizes[i], self.sizes[i + 1], **kw).requires_grad_()
-                        for i in range(len(self.sizes) - 1)]
-        self.biases = [torch.zeros(restarts, s, **kw).requires_grad_() for s in self.sizes[1:]]
+
+        def stacked(*shape: int) -> torch.Tensor:
+            if single_copy:  # R views of one copy: the same numbers in every op, 1/R of the memory
+                return torch.zeros(1, *shape, **kw).expand(restarts, *shape)
+            return torch.zeros(restarts, *shape, **kw).requires_grad_()
+
+        self.weights = [stacked(self.sizes[i], self.sizes[i + 1]) for i in range(len(self.sizes) - 1)]
+        self.biases = [stacked(s) for s in self.sizes[1:]]
         self.grad_buffers: Optional[list[Optional[torch.Tensor]]] = None  # see keep_grad_memory
 
     def keep_grad_memory(self, min_bytes: int = 32 << 20) -> None:
@@ -62,7 +73,10 @@ class StackedMLP:
         sets ``.grad`` to it, so a caller must be done with a step's gradients (the
         optimiser has read them) before the next backward. The values are the same as
         autograd's, bit for bit. ``engine.RestartBlock`` turns it on for its networks.
+        A single-copy network never trains: nothing to keep.
         """
+        if self.single_copy:
+            return
         self.grad_buffers = [torch.empty_like(w) if w.numel() * w.element_size() >= min_bytes else None
                              for w in self.weights]
 
@@ -150,13 +164,15 @@ class _KeptGradLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, bias: torch.Tensor, x: torch.Tensor, w: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, w)
-        ctx.buf = buf
+        ctx.save_for_backward(x)
+        # The weight itself, not a saved tensor: under saved_tensors_hooks, ctx.saved_tensors
+        # gives back another tensor object, and its .grad would not be the weight's.
+        ctx.w, ctx.buf = w, buf
         return torch.baddbmm(bias, x, w)
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
-        x, w = ctx.saved_tensors
+        (x,), w = ctx.saved_tensors, ctx.w
         if w.grad is None:
             w.grad = torch.bmm(x.transpose(1, 2), dy, out=ctx.buf)
         else:  # a second call of the network in this backward
