@@ -17,7 +17,7 @@ autograd keeps for backward (unique storages saved during one step's forward,
 seen through ``torch.autograd.graph.saved_tensors_hooks``, less the parameters
 and the minibatch it saves). The slope of their sum over R is
 ``must_hold_bytes_per_slot``; the goal is ``measured / must_hold <= 1.5``.
-Tensors the block holds beyond that (networks held fixed, one copy per slot;
+Tensors the block holds beyond that (networks held fixed, one copy per block;
 optimiser buffers) are reported beside it as ``held_beyond_must_hold``.
 
 The largest R within ``--budget-gib`` is read from the fit (baseline + fixed +
@@ -338,7 +338,7 @@ def summarise(rows: list[dict], budget: int) -> dict:
         "tensor_fits": tensors,
         "ratio_measured_over_must_hold": round(measured / must, 3),
         "ratio_train_only_over_must_hold": round(fits["train"]["per_slot"] / must, 3),
-        # against everything the block allocates per slot (networks held fixed: one copy per slot)
+        # against everything the block allocates per slot (networks held fixed: one copy per block)
         "ratio_measured_over_held": round(measured / (must + sum(tensors[k]["per_slot"] for k in
                                                                    ("params_fixed", "optimizer_buffers"))), 3),
         "ratio_goal": 1.5,

@@ -59,8 +59,9 @@ def test_saved_activations_grow_with_the_slots_and_leave_out_the_parameters():
 def test_a_frozen_library_is_held_but_not_trained():
     block = tiny_block(3, frozen=True)
     acc = tensor_accounting(block)
-    look = sum(t.numel() * t.element_size() for _, t, _ in block.lowered.nets["LOOK"].tensors())
-    assert acc["params_fixed"] == look  # one copy per slot
+    one_copy = sum(t.untyped_storage().nbytes() for _, t, _ in block.lowered.nets["LOOK"].tensors())
+    assert acc["params_fixed"] == one_copy  # held once for the block's 3 slots, not once per slot
+    assert one_copy * 3 == sum(t.numel() * t.element_size() for _, t, _ in block.lowered.nets["LOOK"].tensors())
     assert acc["params_trained"] == sum(t.numel() * 4 for t in block.lowered.logits.values())
 
 
