@@ -226,7 +226,6 @@ class _Search:
         self.revokes: dict[Any, Any] = {}  # revoke call -> the worker asked to give restarts back
         self.ready: set[Any] = set()  # workers that have answered a call (started up)
         self.unflushed: list[RestartRecord] = []
-        self.stolen = 0  # restarts moved from a busy worker's queue to an idle worker
         self.handed_out: set[int] = set()  # restarts given to a worker at least once in this session
         self.losses_without_progress = 0
         self.t0 = time.monotonic()
@@ -332,7 +331,6 @@ class _Search:
             a = held.pop(index, None)
             if a is not None:
                 self.pending.append(a)
-        self.stolen += len(outcome)
         self._feed_idle()
 
     def _calls(self, worker: Any) -> int:
