@@ -37,6 +37,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..arguments import at_least, subcommand_parser
 from ..interpreter.errors import NtptError
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -362,8 +363,6 @@ def default_library_cache(seed: int, add_steps: int = 4000, apply_steps: int = 1
 
 def parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     """The runner's options (``ntpt-dist generalisation`` and ``python -m ntpt_dist.experiments.generalisation``)."""
-    from ntpt_dist.cli import at_least, subcommand_parser
-
     p = subcommand_parser(prog, __doc__.splitlines()[0])
     n, n0 = at_least(1), at_least(0)
     p.add_argument("--part", choices=("a", "b"), help="a: Fig. 8(a), symbolic; b: Fig. 8(b), handwritten (required unless --combine)")

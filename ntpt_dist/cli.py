@@ -15,34 +15,8 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
+from ntpt_dist.arguments import DefaultsFormatter, OneLineParser, at_least
 from ntpt_dist.interpreter.errors import NtptError, SourceError
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line, ``error: ...``, with exit status 2 (as every other error)."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {self.prog}: {message}; see `{self.prog} --help`\n")
-
-
-def at_least(low: float, kind: type = int):
-    """argparse type: a ``kind`` (int or float) >= ``low``, else a usage error that says so."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {_kind_name(kind)} >= {low}, but got {text!r}") from None
-        if not value >= low:  # also refuses nan
-            raise argparse.ArgumentTypeError(f"must be >= {low}, but got {text}")
-        return value
-
-    parse.__name__ = f"{_kind_name(kind)} >= {low}"
-    return parse
-
-
-def _kind_name(kind: type) -> str:
-    return "an integer" if kind is int else "a number"
 
 
 def _port(text: str) -> int:
@@ -50,31 +24,6 @@ def _port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"a port is 1-65535, but got {text}")
     return value
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's help ends with its default; an option without one says what happens instead."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if "default" in text or action.default in (None, argparse.SUPPRESS) or not action.option_strings:
-            return text
-        if action.default == [] or isinstance(action.default, bool):
-            return text
-        return super()._get_help_string(action)
-
-
-def subcommand_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """A parser for a subcommand that parses its own options (``lifelong``, ``generalisation``), as these do.
-
-    Usage errors are one ``error:`` line with exit status 2; every option's help ends with its default.
-
-    Example:
-        >>> p = subcommand_parser("ntpt-dist generalisation", "Fig. 8")
-        >>> p.add_argument("--seed", type=int, default=0, help="seed").default
-        0
-    """
-    return _Parser(prog=prog, description=description, formatter_class=_Formatter)
 
 
 DATA_HELP = (
@@ -133,12 +82,12 @@ def _add_store_arg(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from ntpt_dist import __version__
 
-    parser = _Parser(prog="ntpt-dist", description=__doc__.splitlines()[0], formatter_class=_Formatter)
+    parser = OneLineParser(prog="ntpt-dist", description=__doc__.splitlines()[0], formatter_class=DefaultsFormatter)
     parser.add_argument("--version", action="version", version=f"ntpt-dist {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, **kw) -> argparse.ArgumentParser:
-        return sub.add_parser(name, formatter_class=_Formatter, **kw)
+        return sub.add_parser(name, formatter_class=DefaultsFormatter, **kw)
 
     p = add("train", help="train a model file or a paper task in one process (vectorised restarts)")
     _add_target_args(p)
