@@ -1,0 +1,105 @@
+"""MATH's restart success on several seeds, from a 2x2 library; prints JSON.
+
+For each seed, ``--restarts`` restarts of MATH run with the MATH recipe
+(``registry.recipe("MATH")``: large initial logits, the library held fixed, a
+local search of up to 2 Param changes) on that seed's MATH data and restart
+seeds. A restart counts when its learned source is exact on symbolic tapes of
+2 and 9 digits (``tasks_accuracy._is_math_solution``). Reported per seed,
+with the mean and the range (goal: >= 30% on every seed). ``--restart-seeds``
+gives the restarts other seeds than the data's, to tell the two apart.
+
+Which library each seed starts from is the question this measures:
+
+* ``--library-cache FILE`` (default): one library for every seed, so what
+  varies is only the MATH data and the restarts' seeds;
+* ``--library-per-seed DIR``: each seed's own library, built by that seed's
+  ADD2x2:top and APPLY2x2:top stages as ``benchmarks/vs_tune.py`` builds it
+  (about 25 minutes a seed here) and cached in DIR: the paper's setting.
+
+Usage::
+
+    python benchmarks/math_seeds.py [--seeds 0,1,2,3,4] [--restarts 100] [--steps 1500]
+        [--library-cache /tmp/ntpt_vs_tune_library.npz | --library-per-seed DIR] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def one_seed(seed: int, restart_seed: int, library, args) -> dict:
+    from ntpt_dist.experiments import registry
+    from tasks_accuracy import _is_math_solution
+
+    from ntpt_dist.paper_tasks import paper_task
+
+    task = paper_task("MATH", library, seed=seed, sizes={"train": 4000, "val": 1000, "test": 1})
+    t0 = time.perf_counter()
+    result = task.model.train(task.data["train"], val_data=task.data["val"], restarts=args.restarts, steps=args.steps,
+                              seed=restart_seed, library=library, **registry.recipe("MATH"))
+    wall = time.perf_counter() - t0
+    programs = result.programs()  # the converged restarts' programs
+    correct = sorted(k for k, program in programs.items() if _is_math_solution(program, seed))
+    ways = {r.reason for k, r in result.records.items() if k in correct}
+    return {"seed": seed, "restart_seed": restart_seed, "restarts": args.restarts, "converged": len(programs), "correct": len(correct),
+            "rate": len(correct) / args.restarts, "how": sorted(ways), "train_s": round(wall, 1)}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", default="0,1,2,3,4", help="the seeds of the MATH data (and of the library per seed)")
+    p.add_argument("--restart-seeds", default=None,
+                   help="the restarts' seeds, one per --seeds entry (default: the same seeds), to tell data from restarts")
+    p.add_argument("--restarts", type=int, default=100)
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--threads", type=int, default=1)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--library-cache", default="/tmp/ntpt_vs_tune_library.npz",
+                       help="one 2x2 library for every seed (built here if missing)")
+    where.add_argument("--library-per-seed", metavar="DIR", help="each seed's own 2x2 library, cached in DIR")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+
+    import torch
+    from ntpt_dist.experiments import registry
+    from vs_tune import library_for
+
+    torch.set_num_threads(args.threads)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    restart_seeds = [int(s) for s in args.restart_seeds.split(",")] if args.restart_seeds else seeds
+    if len(restart_seeds) != len(seeds):
+        raise SystemExit(f"--restart-seeds needs one seed per --seeds entry ({len(seeds)}), got {len(restart_seeds)}")
+    model = registry.load_model("math")
+    rows, libraries = [], {}
+    for seed, restart_seed in zip(seeds, restart_seeds):
+        cache = (os.path.join(args.library_per_seed, f"library_seed{seed}.npz") if args.library_per_seed
+                 else args.library_cache)
+        library, meta = library_for(argparse.Namespace(quick=False, library_cache=cache, seed=seed), model)
+        libraries[seed] = meta
+        rows.append(one_seed(seed, restart_seed, library, args))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    rates = [r["rate"] for r in rows]
+    out = {
+        "command": "python benchmarks/math_seeds.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "library": "per seed" if args.library_per_seed else f"one for every seed ({args.library_cache})",
+        "restarts": args.restarts, "steps": args.steps, "recipe": registry.recipe("MATH"),
+        "per_seed": rows, "mean_rate": statistics.mean(rates), "min_rate": min(rates), "max_rate": max(rates),
+        "goal_rate_each_seed": 0.3, "met": min(rates) >= 0.3, "libraries": libraries,
+    }
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
