@@ -6,7 +6,8 @@ local search of up to 2 Param changes) on that seed's MATH data and restart
 seeds. A restart counts when its learned source is exact on symbolic tapes of
 2 and 9 digits (``tasks_accuracy._is_math_solution``). Reported per seed,
 with the mean and the range (goal: >= 30% on every seed). ``--restart-seeds``
-gives the restarts other seeds than the data's, to tell the two apart.
+gives the restarts other seeds than the data's, to tell the two apart;
+``--perception`` only measures how the library reads each seed's data.
 
 Which library each seed starts from is the question this measures:
 
@@ -53,6 +54,28 @@ def one_seed(seed: int, restart_seed: int, library, args) -> dict:
             "rate": len(correct) / args.restarts, "how": sorted(ways), "train_s": round(wall, 1)}
 
 
+def perception(seed: int, library) -> dict:
+    """How the library reads a seed's MATH data (the splits ``paper_task`` builds): digits, operators, whole tapes."""
+    import numpy as np
+    from ntpt_dist.experiments.tasks import make_task
+    from ntpt_dist.interpreter.netfn import mlp_scores
+
+    out = {"seed": seed}
+    for offset, (split, n) in enumerate((("train", 4000), ("val", 1000))):  # runner.task_splits' seeds
+        task = make_task("MATH", split, n, seed=seed + offset)
+        tape, labels = task.inputs["tape"], task.labels["tape"]
+
+        def read(net: str, cells: np.ndarray) -> np.ndarray:
+            flat = cells.reshape(cells.shape[0] * cells.shape[1], -1)
+            return mlp_scores(library[net]["state"], flat).argmax(1).reshape(cells.shape[:2])
+
+        digits = read("net_0", tape[:, 0::2]) == labels[:, 0::2]
+        ops = read("net_1", tape[:, 1::2]) == labels[:, 1::2] - 10
+        out[split] = {"digit_accuracy": round(float(digits.mean()), 4), "operator_accuracy": round(float(ops.mean()), 4),
+                      "tapes_read_whole": round(float((digits.all(1) & ops.all(1)).mean()), 4)}
+    return out
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0,1,2,3,4", help="the seeds of the MATH data (and of the library per seed)")
@@ -65,6 +88,8 @@ def main(argv=None) -> None:
     where.add_argument("--library-cache", default="/tmp/ntpt_vs_tune_library.npz",
                        help="one 2x2 library for every seed (built here if missing)")
     where.add_argument("--library-per-seed", metavar="DIR", help="each seed's own 2x2 library, cached in DIR")
+    p.add_argument("--perception", action="store_true",
+                   help="only measure how the library reads each seed's MATH data (no training)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
 
@@ -84,8 +109,12 @@ def main(argv=None) -> None:
                  else args.library_cache)
         library, meta = library_for(argparse.Namespace(quick=False, library_cache=cache, seed=seed), model)
         libraries[seed] = meta
-        rows.append(one_seed(seed, restart_seed, library, args))
+        rows.append(perception(seed, library) if args.perception else one_seed(seed, restart_seed, library, args))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    if args.perception:
+        print(json.dumps({"command": "python benchmarks/math_seeds.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                          "per_seed": rows, "libraries": libraries}, indent=2))
+        return
     rates = [r["rate"] for r in rows]
     out = {
         "command": "python benchmarks/math_seeds.py " + " ".join(argv if argv is not None else sys.argv[1:]),
