@@ -35,6 +35,8 @@ import time
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from report import command, emit  # noqa: E402 - this folder, on sys.path just above
+
 
 def one_seed(seed: int, restart_seed: int, library, args) -> dict:
     from ntpt_dist.experiments import registry
@@ -112,22 +114,17 @@ def main(argv=None) -> None:
         rows.append(perception(seed, library) if args.perception else one_seed(seed, restart_seed, library, args))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     if args.perception:
-        print(json.dumps({"command": "python benchmarks/math_seeds.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                          "per_seed": rows, "libraries": libraries}, indent=2))
+        emit({"command": command("math_seeds.py", argv), "per_seed": rows, "libraries": libraries}, args.out)
         return
     rates = [r["rate"] for r in rows]
     out = {
-        "command": "python benchmarks/math_seeds.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command("math_seeds.py", argv),
         "library": "per seed" if args.library_per_seed else f"one for every seed ({args.library_cache})",
         "restarts": args.restarts, "steps": args.steps, "recipe": registry.recipe("MATH"),
         "per_seed": rows, "mean_rate": statistics.mean(rates), "min_rate": min(rates), "max_rate": max(rates),
         "goal_rate_each_seed": 0.3, "met": min(rates) >= 0.3, "libraries": libraries,
     }
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

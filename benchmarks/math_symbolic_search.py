@@ -19,12 +19,14 @@ a count of restarts per class. ``--out FILE`` also writes the JSON to FILE.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from report import command, emit  # noqa: E402 - this folder, on sys.path just above
 
 
 def symbolic(split: str, n: int, seed: int, digits: int = 2) -> dict:
@@ -113,7 +115,7 @@ def main(argv=None) -> None:
     programs = result.programs()  # every restart's, by index (diverged ones have none)
     exact = [k for k, prog in programs.items() if prog.accuracy(long, hypers={"N": 16}) == 1.0]
     out = {
-        "command": "python benchmarks/math_symbolic_search.py " + " ".join(argv or sys.argv[1:]),
+        "command": command("math_symbolic_search.py", argv),
         "restarts": args.restarts, "steps": args.steps, "config": config,
         "exact_on_16_digits": len(exact), "rate": round(len(exact) / args.restarts, 4),
         "train_s": round(wall, 1),
@@ -140,11 +142,7 @@ def main(argv=None) -> None:
         out["top_programs"] = dict(Counter(r["program"] for r in restarts).most_common(10))
         out["restarts_detail"] = restarts
     out["total_s"] = round(time.perf_counter() - started, 1)
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from report import command, emit  # noqa: E402 - this folder, on sys.path just above
+
 SYMBOLIC_RECIPE = {"init_scale": 3.0, "entropy_bonus": 0.1, "entropy_decay": 0.002, "eval_every": 25}
 
 
@@ -137,18 +139,14 @@ def main(argv=None) -> None:
         mine = [r for r in runs if r["work_stealing"] is steal]
         summary[label] = {key: statistics.median(r[key] for r in mine) for key in ("wall_s", "tail_s", "tail_share")}
     out = {
-        "command": "python benchmarks/search_tail.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command("search_tail.py", argv),
         "workload": f"{work['label']}; {args.restarts} restarts, {args.actors} Ray actors x {args.slots} slots, "
                     f"budget {args.steps} steps",
         "without_stealing": summary["without"], "with_stealing": summary["with"],
         "wall_ratio": summary["without"]["wall_s"] / summary["with"]["wall_s"],
         "runs": runs,
     }
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":
