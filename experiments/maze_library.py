@@ -48,15 +48,22 @@ def learn_look(seed: int, data_dir=None, steps: int = 600, tune_steps: int = 150
     return look, look.accuracy(make_task("SIGN", "test", 4000, seed, data_dir=data_dir).batch())
 
 
-def is_fig1_loop(params: dict, seed: int, n: int = 300) -> bool:
-    """Whether a program walks ``n`` random mazes of Fig. 1's size and of the larger one exactly."""
+def check_mazes(seed: int, n: int = 300) -> list[tuple[dict, np.ndarray, np.ndarray, np.ndarray, list]]:
+    """``n`` random integer mazes of Fig. 1's size and of the larger one, with their ground-truth walks."""
     rng = np.random.default_rng(seed)
+    out = []
     for size in (FIG1, LARGER):
         moves = maze_tasks.max_moves_for(size["T"], size["W"], size["H"])
         signs, xs, ys, _ = maze_tasks.random_mazes(rng, n, size["W"], size["H"], moves)
-        for i in range(n):
-            got = maze_tasks.run_program(params["instr"], params["goto"], signs[i], xs[i], ys[i], size["T"])
-            if got != maze_tasks.maze_walk(signs[i], xs[i], ys[i], moves):
+        out.append((size, signs, xs, ys, [maze_tasks.maze_walk(signs[i], xs[i], ys[i], moves) for i in range(n)]))
+    return out
+
+
+def is_fig1_loop(params: dict, mazes: list) -> bool:
+    """Whether a program walks every maze of :func:`check_mazes` exactly as the ground truth does."""
+    for size, signs, xs, ys, walks in mazes:
+        for i, walk in enumerate(walks):
+            if maze_tasks.run_program(params["instr"], params["goto"], signs[i], xs[i], ys[i], size["T"]) != walk:
                 return False
     return True
 
@@ -107,7 +114,8 @@ def main(argv=None) -> int:
                         library=look.networks, keep_programs=True, progress=True, **registry.recipe("MAZE"))
     search_s = time.perf_counter() - t0
     programs = result.programs()
-    correct = sorted(k for k, prog in programs.items() if is_fig1_loop(prog.params, args.seed + 7))
+    mazes = check_mazes(args.seed + 7)
+    correct = sorted(k for k, prog in programs.items() if is_fig1_loop(prog.params, mazes))
     winner = result.best_program()
     out = {"restarts": args.restarts, "correct": len(correct)}
     fig1_test = make_task("MAZE", "test", 500, args.seed, data_dir=args.data_dir, **FIG1)

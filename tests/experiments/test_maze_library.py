@@ -58,3 +58,13 @@ def test_a_small_maze_search_with_the_library_look_finds_the_fig1_loop(look, rea
     bigger = {"T": 30, "W": 5, "H": 3}
     test = make_task("MAZE", "test", 100, seed=0, data_dir=real_data_dir, **bigger).batch()
     assert program.accuracy(test, hypers=bigger) > 0.6
+
+
+def test_the_correctness_check_takes_the_fig1_loops_and_nothing_else():
+    from ntpt_dist.experiments.maze_library import check_mazes, is_fig1_loop
+
+    mazes = check_mazes(seed=0, n=50)
+    assert is_fig1_loop({"instr": [3, 2, 0], "goto": [1, 2, 0]}, mazes)  # LOOK, MOVE, INC
+    assert is_fig1_loop({"instr": [3, 0, 2], "goto": [1, 2, 0]}, mazes)  # LOOK, INC, MOVE counts the same moves
+    assert not is_fig1_loop({"instr": [2, 0, 3], "goto": [1, 2, 0]}, mazes)  # moves east before the first LOOK
+    assert not is_fig1_loop({"instr": [3, 2, 1], "goto": [1, 2, 0]}, mazes)  # DEC: the path length counts down
