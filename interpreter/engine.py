@@ -17,7 +17,7 @@ is ``restarts.BlockWorker``, the one loop behind ``Model.train`` and the search.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -74,6 +74,8 @@ class RestartBlock:
             every restart as this copy and train at ``lr * net_lr_scale``.
         train_params: ``False`` trains the networks only; Params keep the logits
             they are given (see :meth:`set_params`).
+        frozen: names of library networks held fixed (all of them under
+            ``config.freeze_library``), e.g. one network tuned while another is kept.
         reuse_memory: keep the minibatch and the large weight gradients in memory
             reused at every step (``Batch.take`` buffers, ``StackedMLP.keep_grad_memory``)
             instead of fresh allocations that are page-faulted at every step; the
@@ -90,22 +92,27 @@ class RestartBlock:
 
     def __init__(self, model: Any, train_data: Union[Mapping[str, Any], Batch], slots: int = 64,
                  config: Optional[TrainConfig] = None, device: Any = "cpu", library: Optional[Mapping[str, Any]] = None,
-                 train_params: bool = True, reuse_memory: bool = True):
+                 train_params: bool = True, reuse_memory: bool = True, frozen: Iterable[str] = ()):
         keep_freed_memory()
         self.model = model
         self.flat = _flat_of(model)
         self.config = config or TrainConfig()
         library = {name: net for name, net in (library or {}).items() if name in self.flat.learns}
+        unknown = sorted(set(frozen) - set(library))
+        if unknown:
+            raise NtptError(f"frozen networks {unknown} are not library networks of this model (library: "
+                            f"{sorted(library)}); fix: name networks the library gives")
+        frozen = set(library) if self.config.freeze_library else set(frozen)
         # A frozen library network never trains and every slot holds the same weights: ONE copy
         # that all slots read (StackedMLP(single_copy=True)), loaded once, not one per slot.
-        self.lowered = Lowered(self.flat, slots, device, single_copy=library if self.config.freeze_library else ())
+        self.lowered = Lowered(self.flat, slots, device, single_copy=frozen)
         self.library = {}
         for name, net in library.items():
             if name in self.lowered.nets:
                 check_netstate(self.flat.learns[name], net)
                 self.library[name] = net
         self.slots = slots
-        self.frozen = set(self.library) if self.config.freeze_library else set()
+        self.frozen = frozen & set(self.library)
         for name in self.frozen:
             self.lowered.nets[name].load_slot(0, self.library[name])  # every slot's copy
         for name, net in self.lowered.nets.items():

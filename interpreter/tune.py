@@ -9,7 +9,7 @@ library fixed (``TrainConfig.freeze_library``) finds the program cheaply;
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
 from .engine import RestartBlock, TrainConfig, config_with, restart_seed
@@ -20,15 +20,17 @@ __all__ = ["tune_networks"]
 
 def tune_networks(program: Any, data: Mapping[str, Any], steps: int = 500, val_data: Optional[Mapping[str, Any]] = None,
                   eval_every: int = 50, seed: int = 0, device: Any = "cpu", config: Optional[TrainConfig] = None,
-                  **options: Any) -> Any:
+                  fixed: Iterable[str] = (), **options: Any) -> Any:
     """Train ``program``'s networks on ``data`` with its Params fixed.
 
-    Every network trains at ``lr * net_lr_scale`` (a library rate, ``freeze_library``
-    is ignored). The discrete program is validated every ``eval_every`` steps.
+    Every network but those named in ``fixed`` trains at ``lr * net_lr_scale`` (a
+    library rate, ``freeze_library`` is ignored). The discrete program is validated
+    every ``eval_every`` steps.
 
     Args:
         program: a ``Program`` with networks (e.g. a search's winner).
         data: training batch; ``val_data``: validation batch (default ``data``).
+        fixed: networks held as they are (e.g. ``("net_1",)``: tune the digit reader alone).
         options: TrainConfig fields (``net_lr_scale``, ``batch_size``, ``augment_shift``, ...).
 
     Returns:
@@ -40,7 +42,7 @@ def tune_networks(program: Any, data: Mapping[str, Any], steps: int = 500, val_d
     """
     config = dataclasses.replace(config_with(config, **options), freeze_library=False)
     block = RestartBlock(program.model, data, slots=1, config=config, device=device, library=program.networks,
-                         train_params=False)
+                         train_params=False, frozen=fixed)
     block.reset(0, restart_seed(seed, 0))
     block.set_params(0, program.params)
     val = data if val_data is None else val_data

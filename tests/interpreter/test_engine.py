@@ -237,3 +237,45 @@ def test_tune_networks_improves_a_fixed_programs_network_and_keeps_its_params():
     tuned = tune_networks(start, data, steps=200, eval_every=25, lr=0.05, net_lr_scale=0.4, batch_size=16)
     assert tuned.params == {"p": 1}
     assert start.accuracy(data) < 0.9 <= tuned.accuracy(data)
+
+
+TWO_NETS = """
+from dummy import InputTensor, Learn, Output, Param
+img = InputTensor(1, 6, 6)[2]
+y = Output(2)
+z = Output(2)
+
+@Learn([Tensor(1, 6, 6)], 2, hid_sizes=[4])
+def look(a):
+    pass
+
+@Learn([Tensor(1, 6, 6)], 2, hid_sizes=[4])
+def peek(a):
+    pass
+
+y.set_to(look(img[0]))
+z.set_to(peek(img[1]))
+"""
+
+
+def test_tune_networks_holds_the_networks_named_fixed_and_trains_the_others():
+    from ntpt_dist.interpreter.tune import tune_networks
+
+    from ntpt_dist import compile_source
+
+    model = compile_source(TWO_NETS, filename="two_nets.py")
+    rng = np.random.default_rng(0)
+    n = 64
+    label = rng.integers(0, 2, n)
+    images = rng.random((n, 2, 1, 6, 6), dtype=np.float32) * 0.1
+    images[np.arange(n), :, 0, np.where(label == 1, 0, 4)] += 1.0
+    data = {"img": images, "y": label, "z": label}
+    nets = {name: random_netstate(model.flat.learns[name], np.random.default_rng(k)) for k, name in enumerate(("look", "peek"))}
+    start = model.program({}, nets)
+    tuned = tune_networks(start, data, steps=200, eval_every=25, lr=0.05, net_lr_scale=0.4, batch_size=16, fixed=("peek",))
+    assert tuned is not start  # a checkpoint beat the start: look learned
+    for key, value in nets["peek"]["state"].items():
+        np.testing.assert_array_equal(tuned.networks["peek"]["state"][key], value)
+    assert any(not np.array_equal(tuned.networks["look"]["state"][k], v) for k, v in nets["look"]["state"].items())
+    with pytest.raises(NtptError, match="not library networks"):
+        tune_networks(start, data, steps=25, fixed=("glance",))
