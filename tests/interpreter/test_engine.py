@@ -221,17 +221,23 @@ def test_frozen_library_networks_are_computed_once_and_train_like_a_zero_rate():
     assert frozen_block.networks(2)["look"]["state"]["w0"].tolist() == library["look"]["state"]["w0"].tolist()
 
 
+def _row_images(cells: list[int], n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` pairs of faint 6x6 images and labels; in ``cells``, a bright top row (label 1) or bottom row (0)."""
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 2, n)
+    images = rng.random((n, 2, 1, 6, 6), dtype=np.float32) * 0.1
+    for cell in cells:
+        images[np.arange(n), cell, 0, np.where(label == 1, 0, 4)] += 1.0
+    return images, label
+
+
 def test_tune_networks_improves_a_fixed_programs_network_and_keeps_its_params():
     from ntpt_dist.interpreter.tune import tune_networks
 
     from ntpt_dist import compile_source
 
     model = compile_source(IMAGES, filename="images.py")
-    rng = np.random.default_rng(0)
-    n = 64
-    label = rng.integers(0, 2, n)
-    images = rng.random((n, 2, 1, 6, 6), dtype=np.float32) * 0.1
-    images[np.arange(n), 1, 0, np.where(label == 1, 0, 4)] += 1.0  # cell 1: a bright top or bottom row
+    images, label = _row_images(cells=[1])
     data = {"img": images, "y": label}
     start = model.program({"p": 1}, {"look": random_netstate(model.flat.learns["look"], np.random.default_rng(3))})
     tuned = tune_networks(start, data, steps=200, eval_every=25, lr=0.05, net_lr_scale=0.4, batch_size=16)
@@ -264,11 +270,7 @@ def test_tune_networks_holds_the_networks_named_fixed_and_trains_the_others():
     from ntpt_dist import compile_source
 
     model = compile_source(TWO_NETS, filename="two_nets.py")
-    rng = np.random.default_rng(0)
-    n = 64
-    label = rng.integers(0, 2, n)
-    images = rng.random((n, 2, 1, 6, 6), dtype=np.float32) * 0.1
-    images[np.arange(n), :, 0, np.where(label == 1, 0, 4)] += 1.0
+    images, label = _row_images(cells=[0, 1])
     data = {"img": images, "y": label, "z": label}
     nets = {name: random_netstate(model.flat.learns[name], np.random.default_rng(k)) for k, name in enumerate(("look", "peek"))}
     start = model.program({}, nets)
