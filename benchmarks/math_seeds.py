@@ -47,7 +47,7 @@ def one_seed(seed: int, restart_seed: int, library, args) -> dict:
     task = paper_task("MATH", library, seed=seed, sizes={"train": 4000, "val": 1000, "test": 1})
     t0 = time.perf_counter()
     result = task.model.train(task.data["train"], val_data=task.data["val"], restarts=args.restarts, steps=args.steps,
-                              seed=restart_seed, library=library, **registry.recipe("MATH"))
+                              seed=restart_seed, library=library, **{**registry.recipe("MATH"), **args.recipe})
     wall = time.perf_counter() - t0
     programs = result.programs()  # the converged restarts' programs
     correct = sorted(k for k, program in programs.items() if _is_math_solution(program, seed))
@@ -86,6 +86,8 @@ def main(argv=None) -> None:
     p.add_argument("--restarts", type=int, default=100)
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--recipe", type=json.loads, default={}, metavar="JSON",
+                   help='TrainConfig fields over the MATH recipe, e.g. \'{"grad_noise": 0.1}\' (default: the recipe as it is)')
     where = p.add_mutually_exclusive_group()
     where.add_argument("--library-cache", default="/tmp/ntpt_vs_tune_library.npz",
                        help="one 2x2 library for every seed (built here if missing)")
@@ -120,7 +122,7 @@ def main(argv=None) -> None:
     out = {
         "command": command("math_seeds.py", argv),
         "library": "per seed" if args.library_per_seed else f"one for every seed ({args.library_cache})",
-        "restarts": args.restarts, "steps": args.steps, "recipe": registry.recipe("MATH"),
+        "restarts": args.restarts, "steps": args.steps, "recipe": {**registry.recipe("MATH"), **args.recipe},
         "per_seed": rows, "mean_rate": statistics.mean(rates), "min_rate": min(rates), "max_rate": max(rates),
         "goal_rate_each_seed": 0.3, "met": min(rates) >= 0.3, "libraries": libraries,
     }
