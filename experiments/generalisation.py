@@ -311,7 +311,8 @@ def combine(paths: list) -> dict:
     """One result from several runs' JSON files: their accuracies and models merged, each run's command kept.
 
     A file named ``FILE:m1,m2`` contributes only the models ``m1``, ``m2`` (e.g. one of
-    the two LSTMs of a part b run, the other taken from a run with another setting).
+    the two LSTMs of a part b run, the other taken from a run with another setting). A file
+    that is itself a combination contributes its runs (e.g. part a's and part b's into one).
 
     Raises:
         NtptError: no files, a model that two files both contribute, or a named model a file lacks.
@@ -335,7 +336,12 @@ def combine(paths: list) -> dict:
                 if kind in run:
                     run[kind] = {k: v for k, v in run[kind].items() if k in keep_models}
             run["models"] = {k: v for k, v in run.get("models", {}).items() if k in keep_models}
-        models.setdefault("symbolic" if "symbolic" in run else "perceptual", {}).update(run.get("models", {}))
+        kinds = [kind for kind in ("symbolic", "perceptual") if kind in run]
+        if len(kinds) == 2:  # an earlier combination of both parts: its models are by kind
+            for kind in kinds:
+                models.setdefault(kind, {}).update(run.get("models", {}).get(kind, {}))
+        else:
+            models.setdefault(kinds[0] if kinds else "perceptual", {}).update(run.get("models", {}))
         for kind in ("symbolic", "perceptual"):
             for name, acc in run.get(kind, {}).items():
                 if name in out.setdefault(kind, {}):
@@ -343,8 +349,11 @@ def combine(paths: list) -> dict:
                 out[kind][name] = acc
         keep = ("part", "command", "wall_s", "machine", "train_digits", "max_digits", "test_n", "seed",
                 "paper_at_16_digits", "symbol_accuracy", "library")
-        out["runs"].append({"file": path, **({"models": only.split(",")} if only else {}),
-                            **{k: run[k] for k in keep if k in run}})
+        if "runs" in run and not only:  # an earlier combination: its runs, not the combining command
+            out["runs"] += run["runs"]
+        else:
+            out["runs"].append({"file": path, **({"models": only.split(",")} if only else {}),
+                                **{k: run[k] for k in keep if k in run}})
         for key in ("train_digits", "max_digits", "paper_at_16_digits", "symbol_accuracy", "library"):
             if key in run:
                 out.setdefault(key, run[key])

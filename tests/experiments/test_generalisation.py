@@ -161,6 +161,23 @@ def test_combine_merges_runs_of_separate_models_and_refuses_a_model_twice(tmp_pa
         generalisation.combine([f"{one}:ntpt"])
 
 
+def test_combine_takes_an_earlier_combination_whole_with_its_runs(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    part_a = {"part": "a", "command": "ca", "symbolic": {"lstm": {"1": 0.5}}, "models": {"lstm": {"parameters": 3}}}
+    part_b = {"part": "b", "command": "cb", "perceptual": {"ntpt": {"1": 0.9}}, "models": {"ntpt": {"tune_steps": 5}}}
+    a.write_text(json.dumps(part_a))
+    b.write_text(json.dumps(part_b))
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps(generalisation.combine([a, b])))
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps({"part": "b", "command": "cc", "perceptual": {"lstm5": {"1": 0.8}}, "models": {"lstm5": {"steps": 7}}}))
+    again = generalisation.combine([both, c])
+    assert [r["command"] for r in again["runs"]] == ["ca", "cb", "cc"]
+    assert again["perceptual"] == {"ntpt": {"1": 0.9}, "lstm5": {"1": 0.8}} and again["symbolic"] == {"lstm": {"1": 0.5}}
+    assert again["models"] == {"symbolic": {"lstm": {"parameters": 3}},
+                               "perceptual": {"ntpt": {"tune_steps": 5}, "lstm5": {"steps": 7}}}
+
+
 def test_misread_digits_cost_less_than_every_misread_being_fatal():
     """At 97.5% per digit (the paper's net_0) an exact program is right on far more than 0.975^16 of 16-digit tapes."""
     assert misread_accuracy(1.0, 16, n=2000) == 1.0
