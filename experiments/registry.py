@@ -58,6 +58,23 @@ RECIPES = {
 }
 
 
+# How a winner found with the library held fixed has its networks tuned afterwards (the pipeline's
+# tune_networks), where it differs from 500 steps of the search's recipe. MATH: 5000 steps of 128
+# expressions shifted by up to 1 pixel take the 16-digit accuracy of the found program from 70.0% to
+# 87.1% on the search's 4000 training expressions (90.5% on 20,000: docs/fig8.md).
+TUNING = {"MATH": {"steps": 5000, "batch_size": 128, "augment_shift": 1}}
+
+
+def tuning(task: str) -> dict:
+    """``steps`` and TrainConfig options a task's winner is tuned with (see ``TUNING``).
+
+    Example:
+        >>> tuning("MATH")["steps"]
+        5000
+    """
+    return dict(TUNING.get(task.split(":")[0], {}))
+
+
 # The sizes a task is searched at, where they differ from its model's defaults. MAZE: short paths
 # first: the program is searched on mazes of up to 3 moves (T=12) and judged on Fig. 1's (T=45) and a
 # larger maze; its Params do not depend on T or the grid (docs/maze.md).

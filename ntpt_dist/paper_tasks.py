@@ -65,7 +65,8 @@ def paper_task(name: str, library: Optional[dict] = None, seed: int = 0, sizes: 
         def extra(program):
             return {f"MAZE {size}": acc for size, acc in maze_generalisation(program, seed=seed, data_dir=data_dir).items()}
     n_val = len(next(iter(data["val"].values())))
-    return pipeline.Task(name, model, data, registry.recipe(name), f"{n_val} generated 'val' instances", extra)
+    return pipeline.Task(name, model, data, registry.recipe(name), f"{n_val} generated 'val' instances", extra,
+                         registry.tuning(name))
 
 
 def search_and_merge(task: str, store: Any, restarts: int = 100, steps: int = 3000, seed: int = 0, data_dir=None,

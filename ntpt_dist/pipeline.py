@@ -52,6 +52,8 @@ class Task:
         recipe: TrainConfig options the task trains with by default (a caller's options override them).
         val_from: where the validation batch came from, in words.
         extra: ``extra(program) -> {label: accuracy}``, more numbers to report (e.g. per tape length).
+        tuning: how a winner found with the library held fixed is tuned: ``steps`` and the
+            TrainConfig fields that differ from the search's (e.g. larger batches).
     """
 
     name: str
@@ -60,6 +62,7 @@ class Task:
     recipe: dict[str, Any] = field(default_factory=dict)
     val_from: str = "the 'val' batch"
     extra: Optional[Callable[[Any], dict[str, float]]] = None
+    tuning: dict[str, Any] = field(default_factory=dict)
 
 
 def model_file_task(model: str | Path, data: str | Path, hypers: Optional[str | Path] = None,
@@ -182,7 +185,7 @@ def search_and_merge(
     search_id: Optional[str] = None,
     epsilon: float = 0.01,
     refine_evals: int = 5,
-    tune_steps: int = 500,
+    tune_steps: Optional[int] = None,
     progress: bool = True,
     options: Optional[Mapping[str, Any]] = None,
     library: Any = None,
@@ -198,7 +201,8 @@ def search_and_merge(
         steps: step budget of one restart.
         refine_evals: evaluations a restart keeps training after its jump (its networks improve).
         tune_steps: when the search held the library fixed (``freeze_library``), steps of
-            :func:`~ntpt_dist.interpreter.tune.tune_networks` on the winner before the merge.
+            :func:`~ntpt_dist.interpreter.tune.tune_networks` on the winner before the merge
+            (default: the task's ``tuning["steps"]``, else 500; 0: no tuning).
         options: TrainConfig options; they override the task's recipe (``eval_every``: the
             search's steps between validation evaluations).
         library: the networks to start from (default: ``store.load_library()``).
@@ -220,9 +224,12 @@ def search_and_merge(
         stop=StopRule(first_k=first_k, max_restarts=restarts), task=task.name, device=device, **search_kwargs,
     )
     program = result.best_program()
+    tuning = dict(task.tuning)
+    task_steps = tuning.pop("steps", 500)
+    tune_steps = task_steps if tune_steps is None else tune_steps
     if program is not None and config.get("freeze_library") and tune_steps:
         # the search held the library fixed; now the winner's networks improve on this task
-        tune_config = {k: v for k, v in config.items() if k != "freeze_library"}
+        tune_config = {**{k: v for k, v in config.items() if k != "freeze_library"}, **tuning}
         program = tune_networks(program, data["train"], steps=tune_steps, val_data=data["val"], seed=seed,
                                 device=device or default_device(), **tune_config)
     test_acc = None

@@ -81,3 +81,28 @@ def test_an_npz_task_without_test_data(tmp_path):
 def test_train_task_without_a_converged_restart_says_so():
     with pytest.raises(NtptError, match=r"no restart of mod_op converged in 2 restarts of up to 1 steps .*fix: "):
         train_task(mod_op(), restarts=2, steps=1, device="cpu")
+
+
+def test_a_winner_found_with_the_library_fixed_is_tuned_as_its_task_says(monkeypatch):
+    import dataclasses
+
+    import ntpt_dist.pipeline as pipeline
+
+    calls = []
+
+    def tune(program, data, steps, **options):
+        calls.append({"steps": steps, **options})
+        return program
+
+    monkeypatch.setattr(pipeline, "tune_networks", tune)
+    store = ntpt_dist.LibraryStore("memory://")
+    first = model_file_task(FIXTURES / "lookup_a.py", FIXTURES / "lookup_a_data.json")
+    search_and_merge(first, store, restarts=4, steps=300, options=NETS, **LOCAL)
+    second = dataclasses.replace(model_file_task(FIXTURES / "lookup_b.py", FIXTURES / "lookup_b_data.json"),
+                                 tuning={"steps": 40, "batch_size": 3})
+    fixed = {**NETS, "freeze_library": True}
+    search_and_merge(second, store, restarts=4, steps=300, options=fixed, **LOCAL)
+    assert len(calls) == 1 and calls[0]["steps"] == 40 and calls[0]["batch_size"] == 3
+    assert "freeze_library" not in calls[0] and calls[0]["lr"] == NETS["lr"]
+    search_and_merge(second, store, restarts=4, steps=300, options=fixed, tune_steps=0, **LOCAL)
+    assert len(calls) == 1  # tune_steps=0: no tuning
